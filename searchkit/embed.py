@@ -1,0 +1,115 @@
+"""Turn texts into L2-normalized float32 vectors, with an on-disk cache for whole corpora."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .models import load_model
+from .paths import cache_dir
+
+PROGRESS_MIN = 1000  # show a progress bar from this many texts on
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """Return ``texts`` as a list, or raise InputError naming the first item that is not a string."""
+    if isinstance(texts, (str, bytes)):
+        raise InputError(f"expected a list of strings, got a single {type(texts).__name__}: wrap it as [text]")
+    try:
+        items = list(texts)
+    except TypeError:
+        raise InputError(f"expected a list of strings, got {type(texts).__name__}") from None
+    for i, t in enumerate(items):
+        if not isinstance(t, str):
+            raise InputError(f"texts[{i}] is {t!r} ({type(t).__name__}), not a string: pass strings only")
+    return items
+
+
+class Embedder:
+    """A sentence-embedding model: ``encode(texts) -> (n, dim)`` float32, unit length, C-contiguous."""
+
+    def __init__(self, model: str | None = None, backend: str = "torch", batch_size: int = 64):
+        self.model, self.model_id = load_model(model, backend=backend)
+        if backend != "torch":
+            self.model_id = f"{self.model_id}@{backend}"
+        self.backend = backend
+        self.batch_size = batch_size
+        self.dim: int = int(self.model.get_embedding_dimension())
+        self._lock = threading.Lock()  # tokenizers are not safe to call from several threads at once
+
+    def __repr__(self) -> str:
+        return f"Embedder({self.model_id!r}, dim={self.dim})"
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:
+        """Embed ``texts``; return an ``(n, dim)`` float32 array of unit vectors."""
+        items = check_texts(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch_size = batch_size or self.batch_size
+        if batch_size < 1:
+            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        show = len(items) >= PROGRESS_MIN if progress is None else progress
+        chunk = max(batch_size * 16, 1024)
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(items), desc="embedding", unit="text", disable=not show) as bar:
+            for start in range(0, len(items), chunk):
+                part = items[start : start + chunk]
+                with self._lock:
+                    vecs = self.model.encode(
+                        part, batch_size=batch_size, normalize_embeddings=True,
+                        convert_to_numpy=True, show_progress_bar=False,
+                    )  # fmt: skip
+                out[start : start + len(part)] = vecs
+                bar.update(len(part))
+        return out
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """Embed one query; return a ``(dim,)`` float32 unit vector."""
+        return self.encode([query])[0]
+
+    def encode_cached(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
+        """Like :meth:`encode`, but reuse vectors saved under ``data/cache/embeddings`` for the same texts."""
+        items = check_texts(texts)
+        path = embedding_cache_path(self.model_id, items)
+        if path.is_file():
+            vecs = np.load(path)
+            if vecs.shape == (len(items), self.dim):
+                return np.ascontiguousarray(vecs, dtype=np.float32)
+        vecs = self.encode(items, progress=progress)
+        tmp = path.with_name(path.stem + ".tmp.npy")
+        np.save(tmp, vecs)
+        tmp.replace(path)
+        return vecs
+
+
+def embedding_cache_path(model_id: str, texts: Sequence[str]) -> Path:
+    """Return the cache file for ``texts`` embedded by ``model_id`` (key: model id + hash of the texts)."""
+    h = hashlib.sha256(model_id.encode())
+    for t in texts:
+        h.update(hashlib.sha256(t.encode("utf-8", "surrogatepass")).digest())
+    folder = cache_dir() / "embeddings"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{h.hexdigest()[:32]}.npy"
+
+
+_default: Embedder | None = None
+
+
+def default_embedder() -> Embedder:
+    """Return a process-wide Embedder for the default model, loading it on first use."""
+    global _default
+    if _default is None:
+        _default = Embedder()
+    return _default
+
+
+def encode(texts: Sequence[str], batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:
+    """Embed ``texts`` with the default model; return ``(n, 384)`` float32 unit vectors."""
+    return default_embedder().encode(texts, batch_size=batch_size, progress=progress)

