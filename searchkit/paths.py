@@ -14,3 +14,8 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("SEARCHKIT_CACHE", DATA_DIR / "cache"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def quick() -> bool:
+    """True when ``SEARCHKIT_QUICK=1`` (set by the test suite): notebooks and benchmarks shrink N."""
+    return os.environ.get("SEARCHKIT_QUICK", "") not in ("", "0")

@@ -1,0 +1,38 @@
+"""searchkit: semantic search you can measure. Embeddings, FAISS indexes, evaluation and serving."""
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from .datasets import Corpus, Dataset, download_beir, load_beir, load_dataset, load_pydocs  # noqa: E402
+from .embed import Embedder, encode  # noqa: E402
+from .engine import Hit, SearchEngine  # noqa: E402
+from .errors import DatasetError, InputError, ModelNotFoundError, SearchIndexError, SearchkitError  # noqa: E402
+from .index import VectorIndex  # noqa: E402
+from .lexical import BM25  # noqa: E402
+from .models import DEFAULT_MODEL, load_model, resolve_model  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BM25",
+    "Corpus",
+    "DEFAULT_MODEL",
+    "Dataset",
+    "DatasetError",
+    "Embedder",
+    "Hit",
+    "InputError",
+    "ModelNotFoundError",
+    "SearchEngine",
+    "SearchIndexError",
+    "SearchkitError",
+    "VectorIndex",
+    "download_beir",
+    "encode",
+    "load_beir",
+    "load_dataset",
+    "load_model",
+    "load_pydocs",
+    "resolve_model",
+]

@@ -1,0 +1,46 @@
+"""Shared fixtures: the real model and the built-in corpus are loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("SEARCHKIT_QUICK", "1")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The default all-MiniLM-L6-v2 embedder (packaged copy)."""
+    from searchkit.embed import default_embedder
+
+    return default_embedder()
+
+
+@pytest.fixture(scope="session")
+def pydocs():
+    """The built-in Python-docs dataset."""
+    from searchkit.datasets import load_pydocs
+
+    return load_pydocs()
+
+
+@pytest.fixture(scope="session")
+def pydocs_engine(pydocs, embedder):
+    """An exact (Flat) engine over the Python docs, with BM25."""
+    from searchkit.engine import SearchEngine
+
+    return SearchEngine.build(pydocs.corpus, embedder, progress=False)
+
+
+@pytest.fixture
+def unit_vectors():
+    """Return a function making seeded unit vectors: ``unit_vectors(n, d, seed=0)``."""
+
+    def make(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
+        x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    return make
