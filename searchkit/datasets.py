@@ -9,6 +9,7 @@ import importlib
 import inspect
 import io
 import json
+import os
 import pkgutil
 import sys
 import warnings
@@ -19,7 +20,7 @@ from types import ModuleType
 from typing import Iterator
 
 from .errors import DatasetError
-from .paths import DATA_DIR, cache_dir
+from .paths import DATA_DIR, ROOT, cache_dir
 
 
 @dataclass
@@ -322,8 +323,39 @@ def _with_passages(corpus: Corpus) -> Corpus:
 
 
 def build_pydocs_corpus() -> Corpus:
-    """Collect the docstrings of the running interpreter's standard library (no cache)."""
-    return _with_passages(_collect(stdlib_module_names()))
+    """Collect the docstrings of this interpreter's standard library (no cache).
+
+    The work runs in a fresh process of the same interpreter, so that what Jupyter or pytest
+    patch into ``sys`` or ``pdb`` does not leak in, and 300 imports do not land in the caller.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "pydocs.jsonl"
+        code = "import sys; from searchkit.datasets import _write_jsonl, _collect_here; _write_jsonl(sys.argv[1], _collect_here())"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, env=env, timeout=600)
+        if r.returncode != 0:
+            raise DatasetError(f"collecting the Python docs failed: {r.stderr.strip()[-500:]}")
+        return _with_passages(_read_corpus(out))
+
+
+def _collect_here() -> Corpus:
+    return _collect(stdlib_module_names())
+
+
+def _write_jsonl(path: str | Path, corpus: Corpus) -> None:
+    tmp = Path(path).with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i, t, x in zip(corpus.ids, corpus.titles, corpus.texts):
+            f.write(json.dumps({"_id": i, "title": t, "text": x}, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def _read_corpus(path: Path) -> Corpus:
+    rows = list(_read_jsonl(path))
+    return Corpus([r["_id"] for r in rows], [r["title"] or "" for r in rows], [r["text"] or "" for r in rows])
 
 
 def load_pydocs_corpus(refresh: bool = False) -> Corpus:
@@ -331,14 +363,9 @@ def load_pydocs_corpus(refresh: bool = False) -> Corpus:
     version = ".".join(map(str, sys.version_info[:3]))
     path = cache_dir() / f"pydocs-{version}.jsonl"
     if path.is_file() and not refresh:
-        rows = list(_read_jsonl(path))
-        return _with_passages(Corpus([r["_id"] for r in rows], [r["title"] for r in rows], [r["text"] for r in rows]))
+        return _with_passages(_read_corpus(path))
     corpus = build_pydocs_corpus()
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for i, t, x in zip(corpus.ids, corpus.titles, corpus.texts):
-            f.write(json.dumps({"_id": i, "title": t, "text": x}, ensure_ascii=False) + "\n")
-    tmp.replace(path)
+    _write_jsonl(path, corpus)
     return corpus
 
 

