@@ -217,7 +217,8 @@ def stdlib_module_names() -> list[str]:
         if mod is None or not hasattr(mod, "__path__"):
             continue
         for info in pkgutil.walk_packages(mod.__path__, prefix=top + ".", onerror=lambda _: None):
-            if _public(info.name) and not info.name.endswith("__main__"):
+            parts = set(info.name.split("."))
+            if _public(info.name) and not parts & {"__main__", "test", "tests", "idle_test"}:
                 names.add(info.name)
     return sorted(names)
 

@@ -89,6 +89,24 @@ class Embedder:
         return vecs
 
 
+def throughput(embedder: Embedder, texts: Sequence[str], batch_sizes: Sequence[int], repeats: int = 3) -> list[dict]:
+    """Measure texts per second of ``embedder`` at each batch size (median of ``repeats`` runs, after a warm-up)."""
+    import statistics
+    import time
+
+    items = check_texts(texts)
+    embedder.encode(items[: max(batch_sizes)], progress=False)  # warm-up
+    rows = []
+    for bs in batch_sizes:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            embedder.encode(items, batch_size=bs, progress=False)
+            times.append(time.perf_counter() - t0)
+        rows.append({"batch_size": bs, "texts_per_s": len(items) / statistics.median(times)})
+    return rows
+
+
 def embedding_cache_path(model_id: str, texts: Sequence[str]) -> Path:
     """Return the cache file for ``texts`` embedded by ``model_id`` (key: model id + hash of the texts)."""
     h = hashlib.sha256(model_id.encode())
