@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab serve test clean
+.PHONY: setup lab serve test exercises slides slides-tag clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,15 @@ serve: setup
 
 test: setup
 	$(BIN)/python -m pytest --nbval --nbval-sanitize-with tests/sanitize.cfg --durations=15
+
+exercises: setup
+	$(BIN)/python -m searchkit.course exercises build/exercises
+
+slides: setup
+	$(BIN)/python -m searchkit.course slides build/slides
+
+slides-tag: setup
+	$(BIN)/python -m searchkit.course tag
 
 clean:
 	rm -rf data/cache build *.egg-info
