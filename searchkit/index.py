@@ -6,7 +6,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,73 @@ from .errors import InputError, SearchIndexError
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 _METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
+MIN_POINTS_PER_CELL = 39  # faiss k-means warns below 39 training points per centroid
+
+
+# -- choosing an index from the corpus size --------------------------------------------------------
+
+
+def suggest_nlist(n: int, per_sqrt: float = 8.0) -> int:
+    """Return an IVF cell count for ``n`` vectors: the power of two nearest ``per_sqrt``·√n, with ≥ 39 points a cell."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < MIN_POINTS_PER_CELL:
+        raise InputError(
+            f"an IVF index needs at least {MIN_POINTS_PER_CELL} training vectors, got n={n!r}: "
+            "use a 'Flat' index for so few documents"
+        )
+    if not per_sqrt > 0:
+        raise InputError(f"per_sqrt must be positive (the rule of thumb is 4 to 16), got {per_sqrt!r}")
+    nlist = 2 ** max(0, round(math.log2(per_sqrt * math.sqrt(n))))
+    while nlist > 1 and n < MIN_POINTS_PER_CELL * nlist:
+        nlist //= 2
+    return int(nlist)
+
+
+def ivf_factory(n: int, per_sqrt: float = 8.0, hnsw_quantizer: bool = False, codec: str = "Flat") -> str:
+    """Return an IVF factory string sized for ``n`` vectors, e.g. ``'IVF1024,Flat'`` or ``'IVF1024_HNSW32,Flat'``."""
+    nlist = suggest_nlist(n, per_sqrt)
+    return f"IVF{nlist}{'_HNSW32' if hnsw_quantizer else ''},{codec}"
+
+
+def hnsw_factory(m: int = 32) -> str:
+    """Return an HNSW factory string with ``m`` neighbours per node, e.g. ``'HNSW32'``."""
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 4 <= m <= 256:
+        raise InputError(f"HNSW M must be an integer from 4 to 256 (16 to 64 is usual), got {m!r}")
+    return f"HNSW{int(m)}"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """A faiss factory string with the build and default search parameters that go with it."""
+
+    factory: str
+    ef_construction: int | None = None
+    ef_search: int | None = None
+    nprobe: int | None = None
+
+    def make(self, dim: int, metric: str = "ip", model_id: str | None = None) -> VectorIndex:
+        """Return an empty :class:`VectorIndex` built to this spec."""
+        return VectorIndex(dim, self.factory, metric, model_id, self.ef_construction, self.ef_search, self.nprobe)
+
+
+def suggest_spec(n: int, kind: str = "auto") -> IndexSpec:
+    """Return a sane :class:`IndexSpec` for ``n`` vectors; ``kind`` is 'auto', 'flat', 'ivf', 'ivf_hnsw' or 'hnsw'.
+
+    'auto' picks exact Flat below 20,000 vectors (fast enough, recall 1.0) and HNSW32 above.
+    """
+    kinds = ("auto", "flat", "ivf", "ivf_hnsw", "hnsw")
+    if kind not in kinds:
+        raise InputError(f"unknown index kind {kind!r}: choose one of {', '.join(kinds)}")
+    if kind == "auto":
+        kind = "flat" if n < 20_000 else "hnsw"
+    if kind == "flat":
+        return IndexSpec("Flat")
+    if kind == "hnsw":
+        return IndexSpec(hnsw_factory(32), ef_construction=80, ef_search=64)
+    nlist = suggest_nlist(n, per_sqrt=4.0 if n >= 100_000 else 8.0)
+    nprobe = max(1, min(nlist, 2 ** round(math.log2(max(1.0, nlist / 32)))))  # ~3 % of the cells
+    if kind == "ivf_hnsw":
+        return IndexSpec(f"IVF{nlist}_HNSW32,Flat", ef_search=max(64, 2 * nprobe), nprobe=nprobe)
+    return IndexSpec(f"IVF{nlist},Flat", nprobe=nprobe)
 
 
 def as_matrix(x: np.ndarray | Sequence, dim: int | None = None, name: str = "vectors") -> np.ndarray:
@@ -50,31 +118,87 @@ class SearchResult:
 
 
 class VectorIndex:
-    """A faiss index (built from a factory string) whose results are document ids, not row numbers."""
+    """A faiss index (built from a factory string) whose results are document ids, not row numbers.
 
-    def __init__(self, dim: int, factory: str = "Flat", metric: str = "ip", model_id: str | None = None):
+    Search parameters (``nprobe`` for IVF, ``ef_search`` for HNSW) are passed per call as faiss
+    ``SearchParameters``; the defaults given here are stored on the wrapper, never written into the
+    shared faiss object, so concurrent searches with different settings do not race.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        factory: str = "Flat",
+        metric: str = "ip",
+        model_id: str | None = None,
+        ef_construction: int | None = None,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+    ):
         if metric not in _METRICS:
             raise InputError(f"unknown metric {metric!r}: use 'ip' (cosine on unit vectors) or 'l2'")
         if not isinstance(dim, int) or dim < 1:
             raise InputError(f"dimension must be a positive integer, got {dim!r}")
+        for name, value in (("ef_construction", ef_construction), ("ef_search", ef_search), ("nprobe", nprobe)):
+            _check_positive(name, value)
         try:
             base = faiss.index_factory(dim, factory, _METRICS[metric])
         except RuntimeError as e:
             first = str(e).strip().splitlines()[-1].split(": ")[-1] if str(e).strip() else "faiss error"
             raise InputError(
                 f"unknown or invalid faiss factory string {factory!r} ({first}): "
-                "try 'Flat', 'HNSW32', 'IVF256,Flat', 'IVF256,PQ32' or 'SQ8'"
+                "try 'Flat', 'HNSW32', 'IVF256,Flat', 'IVF256_HNSW32,Flat', 'IVF256,PQ32' or 'SQ8'"
             ) from None
+        hnsw = _hnsw_of(base)
+        if ef_construction is not None:
+            if hnsw is None:
+                raise InputError(f"ef_construction applies to HNSW indexes, not {factory!r}: leave it out")
+            hnsw.hnsw.efConstruction = int(ef_construction)  # a build setting: set once, before sharing
         self.dim = dim
         self.factory = factory
         self.metric = metric
         self.model_id = model_id
+        self.ef_search = ef_search
+        self.nprobe = nprobe
+        self.read_only = False
         self.index = faiss.IndexIDMap2(base)
         self.ids: list[str | None] = []  # faiss label -> document id (None once deleted)
         self._label: dict[str, int] = {}
 
+    @classmethod
+    def build(
+        cls,
+        ids: Sequence[str],
+        xb: np.ndarray,
+        factory: str | IndexSpec = "Flat",
+        metric: str = "ip",
+        model_id: str | None = None,
+        progress: bool | None = None,
+        chunk: int = 50_000,
+    ) -> VectorIndex:
+        """Return an index of vectors ``xb`` (shape ``(n, d)``) under ``ids``: trained if needed, added in chunks."""
+        xb = as_matrix(xb)
+        spec = factory if isinstance(factory, IndexSpec) else IndexSpec(factory)
+        self = spec.make(xb.shape[1], metric, model_id)
+        if not self.is_trained:
+            self.train(xb)
+        ids = list(ids)
+        if len(ids) != len(xb):
+            raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
+        from tqdm.auto import tqdm
+
+        disable = (len(xb) <= chunk) if progress is None else not progress
+        with tqdm(total=len(xb), desc=f"add {spec.factory}", unit="vec", disable=disable) as bar:
+            for start in range(0, len(xb), chunk):
+                self.add(ids[start : start + chunk], xb[start : start + chunk])
+                bar.update(min(chunk, len(xb) - start))
+        return self
+
     def __len__(self) -> int:
         return int(self.index.ntotal)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._label
 
     def __repr__(self) -> str:
         return f"VectorIndex({self.factory!r}, dim={self.dim}, n={len(self)}, model={self.model_id!r})"
@@ -84,12 +208,45 @@ class VectorIndex:
         """True when the index can take vectors (always for Flat and HNSW; IVF and PQ need ``train``)."""
         return bool(self.index.is_trained)
 
+    @property
+    def kind(self) -> str:
+        """Return 'ivf', 'hnsw' or 'flat' (any other exhaustive index) for the search parameters it takes."""
+        if faiss.try_extract_index_ivf(self.index) is not None:
+            return "ivf"
+        return "hnsw" if _hnsw_of(self.index.index) is not None else "flat"
+
+    @property
+    def nlist(self) -> int | None:
+        """Return the number of IVF cells, or None for a non-IVF index."""
+        ivf = faiss.try_extract_index_ivf(self.index)
+        return None if ivf is None else int(ivf.nlist)
+
+    def doc_ids(self) -> list[str]:
+        """Return the ids of the documents in the index, in insertion order."""
+        return [d for d in self.ids if d is not None]
+
     def train(self, xb: np.ndarray) -> None:
         """Train the quantizers of IVF/PQ/SQ indexes on sample vectors ``xb`` of shape ``(n, dim)``."""
-        self.index.train(as_matrix(xb, self.dim))
+        self._check_writable("train")
+        xb = as_matrix(xb, self.dim)
+        nlist = self.nlist
+        if nlist is not None and len(xb) < nlist:
+            hint = f"e.g. {ivf_factory(len(xb))!r}" if len(xb) >= MIN_POINTS_PER_CELL else "or use 'Flat'"
+            raise InputError(
+                f"IVF index {self.factory!r} has {nlist} cells but got only {len(xb)} training vectors: "
+                f"give at least {nlist} (ideally {MIN_POINTS_PER_CELL * nlist}) or use fewer cells, {hint}"
+            )
+        try:
+            self.index.train(xb)
+        except RuntimeError as e:
+            last = str(e).strip().splitlines()[-1] if str(e).strip() else "faiss error"
+            raise InputError(
+                f"training {self.factory!r} on {len(xb)} vectors failed ({last}): give more training vectors"
+            ) from None
 
     def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
         """Add vectors ``xb`` (shape ``(n, dim)``) under document ids ``ids``."""
+        self._check_writable("add")
         xb = as_matrix(xb, self.dim)
         ids = [str(i) for i in ids]
         if len(ids) != len(xb):
@@ -105,25 +262,209 @@ class VectorIndex:
         self.ids.extend(ids)
         self._label.update(zip(ids, range(start, start + len(ids))))
 
-    def search(
-        self, xq: np.ndarray, k: int = 10, params: faiss.SearchParameters | None = None
-    ) -> SearchResult:
-        """Return the ``k`` nearest documents of each query row of ``xq`` (fewer if the index is smaller)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
+    def remove(self, ids: Iterable[str], rebuild: bool = False) -> int:
+        """Delete documents ``ids``; return how many were removed.
+
+        Flat and IVF indexes delete in place. HNSW graphs cannot delete (faiss has no ``remove_ids``
+        for them): pass ``rebuild=True`` to rebuild the graph from the remaining stored vectors.
+        """
+        self._check_writable("remove documents from")
+        ids = _as_id_list(ids)
+        missing = next((i for i in ids if i not in self._label), None)
+        if missing is not None:
+            raise InputError(f"document id {missing!r} is not in the index: nothing to remove (check the id)")
+        labels = np.fromiter((self._label[i] for i in ids), dtype=np.int64, count=len(ids))
+        if len(labels) == 0:
+            return 0
+        if self.kind == "hnsw" or not _can_remove(self.index):
+            if not rebuild:
+                raise SearchIndexError(
+                    f"{self.factory!r} indexes cannot delete vectors in place (faiss has no remove_ids for "
+                    "HNSW graphs): call remove(ids, rebuild=True) to rebuild the index without them "
+                    "(as slow as building it), or use a Flat or IVF index for a corpus that changes often"
+                )
+            self._rebuild(drop=labels)
+        else:
+            self.index.remove_ids(faiss.IDSelectorBatch(labels))
+        for i in ids:
+            self.ids[self._label.pop(i)] = None
+        return len(labels)
+
+    def update(self, ids: Sequence[str], xb: np.ndarray, rebuild: bool = False) -> None:
+        """Replace the vectors of existing documents ``ids`` with ``xb`` (``rebuild=True`` for HNSW)."""
+        xb = as_matrix(xb, self.dim)
+        ids = _as_id_list(ids)
+        if len(ids) != len(xb):
+            raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
+        dup = _first_duplicate(ids)
+        if dup is not None:
+            raise InputError(f"document id {dup!r} appears twice in the update: give each id once")
+        self.remove(ids, rebuild=rebuild)
+        self.add(ids, xb)
+
+    def _rebuild(self, drop: np.ndarray) -> None:
+        """Rebuild the faiss index from its stored vectors, leaving out labels ``drop`` (labels are kept)."""
+        dropped = set(drop.tolist())
+        keep = np.array([lab for lab, d in enumerate(self.ids) if d is not None and lab not in dropped], np.int64)
+        try:
+            xb = self.index.reconstruct_batch(keep) if len(keep) else np.zeros((0, self.dim), np.float32)
+        except RuntimeError:
+            raise SearchIndexError(
+                f"{self.factory!r} cannot return its stored vectors, so it cannot be rebuilt here: "
+                "rebuild it from the original embeddings with VectorIndex.build(ids, vectors, factory)"
+            ) from None
+        base = faiss.index_factory(self.dim, self.factory, _METRICS[self.metric])
+        if not base.is_trained:  # keep the trained quantizers, drop the data
+            base = faiss.clone_index(self.index.index)
+            base.reset()
+        old, new = _hnsw_of(self.index.index), _hnsw_of(base)
+        if old is not None and new is not None:
+            new.hnsw.efConstruction = old.hnsw.efConstruction
+            new.hnsw.efSearch = old.hnsw.efSearch
+        index = faiss.IndexIDMap2(base)
+        if len(keep):
+            index.add_with_ids(np.ascontiguousarray(xb, dtype=np.float32), keep)
+        self.index = index
+
+    # -- search --------------------------------------------------------------------------------
+
+    def search_params(
+        self, nprobe: int | None = None, ef_search: int | None = None, selector: faiss.IDSelector | None = None
+    ) -> faiss.SearchParameters | None:
+        """Return fresh faiss search parameters for one call (``nprobe`` for IVF, ``ef_search`` for HNSW)."""
+        _check_positive("nprobe", nprobe)
+        _check_positive("ef_search", ef_search)
+        kind = self.kind
+        if kind == "ivf":
+            ivf = faiss.try_extract_index_ivf(self.index)
+            probe = min(int(nprobe or self.nprobe or ivf.nprobe), int(ivf.nlist))
+            kwargs: dict = {"nprobe": probe}
+            if _hnsw_of(ivf.quantizer) is not None:  # IVF with an HNSW coarse quantizer
+                ef = int(ef_search or self.ef_search or 64)
+                kwargs["quantizer_params"] = faiss.SearchParametersHNSW(efSearch=max(ef, probe))
+            elif ef_search is not None:
+                raise InputError(f"ef_search applies to HNSW indexes, not {self.factory!r}: use nprobe")
+            if selector is not None:
+                kwargs["sel"] = selector
+            return faiss.SearchParametersIVF(**kwargs)
+        if nprobe is not None:
+            raise InputError(f"nprobe applies to IVF indexes, not {self.factory!r}: leave it out")
+        if kind == "hnsw":
+            ef = int(ef_search or self.ef_search or _hnsw_of(self.index.index).hnsw.efSearch)
+            if selector is not None:
+                return faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
+            return faiss.SearchParametersHNSW(efSearch=ef)
+        if ef_search is not None:
+            raise InputError(f"ef_search applies to HNSW indexes, not {self.factory!r}: leave it out")
+        return faiss.SearchParameters(sel=selector) if selector is not None else None
+
+    def search_raw(
+        self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return faiss ``(D, I)`` (scores and int64 labels, -1 where missing) for queries ``xq``: for benchmarks."""
+        k = _check_k(k)
         xq = as_matrix(xq, self.dim, name="queries")
-        if not self.is_trained:
-            raise SearchIndexError(f"index {self.factory!r} is not trained: train and add vectors before searching")
-        if len(self) == 0:
-            raise SearchIndexError("index is empty: add vectors before searching")
-        k = min(int(k), len(self))
-        D, I = self.index.search(xq, k, params=params)
+        self._check_searchable()
+        return self.index.search(xq, k, params=self.search_params(nprobe, ef_search))
+
+    def search(
+        self,
+        xq: np.ndarray,
+        k: int = 10,
+        params: faiss.SearchParameters | None = None,
+        *,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        subset: Iterable[str] | None = None,
+        prefix: str | None = None,
+    ) -> SearchResult:
+        """Return the ``k`` nearest documents of each query row of ``xq`` (fewer if the index is smaller).
+
+        ``nprobe`` (IVF) and ``ef_search`` (HNSW) apply to this call only. ``subset`` (document ids) and
+        ``prefix`` (e.g. ``'os.'``) restrict the search to matching documents with a faiss ID selector;
+        then ``k`` results come back whenever ``k`` documents match (IVF/HNSW widen the search as needed).
+        """
+        k = _check_k(k)
+        xq = as_matrix(xq, self.dim, name="queries")
+        self._check_searchable()
+        filtered = subset is not None or prefix is not None
+        if params is not None and (nprobe is not None or ef_search is not None):
+            raise InputError("pass either params or nprobe/ef_search, not both")
+        if params is not None and filtered:  # keep the caller's settings, add the selector
+            nprobe = getattr(params, "nprobe", None) if self.kind == "ivf" else None
+            ef_search = getattr(params, "efSearch", None) if self.kind == "hnsw" else None
+        if not filtered:
+            k = min(k, len(self))
+            if params is None:
+                params = self.search_params(nprobe, ef_search)
+            D, I = self.index.search(xq, k, params=params)
+            return self._result(D, I)
+        labels = self._labels_matching(subset, prefix)
+        if len(labels) == 0:
+            return SearchResult([[] for _ in range(len(xq))], [[] for _ in range(len(xq))])
+        k = min(k, len(labels))
+        D, I = self._search_selected(xq, k, labels, nprobe, ef_search)
+        return self._result(D, I)
+
+    def _search_selected(
+        self, xq: np.ndarray, k: int, labels: np.ndarray, nprobe: int | None, ef_search: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Search only ``labels``; widen nprobe/efSearch for the rows that found fewer than ``k``."""
+        selector = faiss.IDSelectorBatch(labels)
+        kind = self.kind
+        if kind == "ivf":
+            ivf = faiss.try_extract_index_ivf(self.index)
+            nprobe = min(int(nprobe or self.nprobe or ivf.nprobe), int(ivf.nlist))
+        elif kind == "hnsw":
+            ef_search = int(ef_search or self.ef_search or _hnsw_of(self.index.index).hnsw.efSearch)
+        D, I = self.index.search(xq, k, params=self.search_params(nprobe, ef_search, selector))
+        while True:
+            short = I[:, k - 1] < 0
+            if not short.any():
+                break
+            if kind == "ivf" and nprobe < self.nlist:
+                nprobe = min(nprobe * 4, self.nlist)
+            elif kind == "hnsw" and ef_search < len(self):
+                ef_search = min(ef_search * 4, len(self))
+            else:
+                break
+            D2, I2 = self.index.search(xq[short], k, params=self.search_params(nprobe, ef_search, selector))
+            D[short], I[short] = D2, I2
+        return D, I
+
+    def _labels_matching(self, subset: Iterable[str] | None, prefix: str | None) -> np.ndarray:
+        """Return the sorted faiss labels of documents in ``subset`` and starting with ``prefix``."""
+        if prefix is not None and (not isinstance(prefix, str) or not prefix):
+            raise InputError(f"prefix must be a non-empty string such as 'os.', got {prefix!r}")
+        if subset is not None:
+            wanted = _as_id_list(subset)
+            labels = [self._label[i] for i in wanted if i in self._label]
+            if prefix is not None:
+                labels = [lab for lab in labels if self.ids[lab].startswith(prefix)]  # type: ignore[union-attr]
+        else:
+            labels = [lab for d, lab in self._label.items() if d.startswith(prefix)]  # type: ignore[arg-type]
+        return np.unique(np.asarray(labels, dtype=np.int64))
+
+    def _result(self, D: np.ndarray, I: np.ndarray) -> SearchResult:
         ids, scores = [], []
         for drow, irow in zip(D, I):
             keep = irow >= 0
             ids.append([self.ids[j] for j in irow[keep]])  # type: ignore[misc]
             scores.append([float(d) for d in drow[keep]])
         return SearchResult(ids, scores)
+
+    def _check_searchable(self) -> None:
+        if not self.is_trained:
+            raise SearchIndexError(f"index {self.factory!r} is not trained: train and add vectors before searching")
+        if len(self) == 0:
+            raise SearchIndexError("index is empty: add vectors before searching")
+
+    def _check_writable(self, action: str) -> None:
+        if self.read_only:
+            raise SearchIndexError(
+                f"cannot {action} this index: it was loaded read-only with mmap=True; "
+                "load it with VectorIndex.load(folder) (mmap=False) to change it"
+            )
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -135,6 +476,8 @@ class VectorIndex:
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".*.tmp"):  # left by a writer that was killed mid-write
+            stale.unlink(missing_ok=True)
         blob = faiss.serialize_index(self.index).tobytes()
         ids_blob = json.dumps(self.ids).encode()
         index_sha, ids_sha = _sha256(blob), _sha256(ids_blob)
@@ -153,6 +496,8 @@ class VectorIndex:
             "index_sha256": index_sha,
             "ids_file": ids_file,
             "ids_sha256": ids_sha,
+            "ef_search": self.ef_search,
+            "nprobe": self.nprobe,
         }
         _write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
         for old in folder.iterdir():  # files of earlier versions, no longer named by the manifest
@@ -164,7 +509,11 @@ class VectorIndex:
     def load(
         cls, folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False
     ) -> VectorIndex:
-        """Load an index saved by :meth:`save`, verifying checksums and (if given) the model and dimension."""
+        """Load an index saved by :meth:`save`, verifying checksums and (if given) the model and dimension.
+
+        ``mmap=True`` maps the index file read-only instead of reading it into memory (for indexes larger
+        than RAM, or shared between processes); such an index can be searched but not changed.
+        """
         folder = Path(folder)
         manifest = read_manifest(folder)
         if model_id is not None and manifest["model"] != model_id:
@@ -190,6 +539,8 @@ class VectorIndex:
         self = cls.__new__(cls)
         self.dim, self.factory, self.metric = manifest["dim"], manifest["factory"], manifest["metric"]
         self.model_id = manifest["model"]
+        self.ef_search, self.nprobe = manifest.get("ef_search"), manifest.get("nprobe")
+        self.read_only = bool(mmap)
         self.index = raw
         self.ids = ids
         self._label = {d: i for i, d in enumerate(ids) if d is not None}
@@ -221,6 +572,37 @@ def read_manifest(folder: str | Path) -> dict:
         if not isinstance(name, str) or Path(name).name != name:
             raise SearchIndexError(f"{path} names a bad {key} {name!r}: rebuild the index")
     return manifest
+
+
+def _check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _check_positive(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} must be a positive integer or None, got {value!r}")
+
+
+def _as_id_list(ids: Iterable[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise InputError(f"give a list of document ids, not the single string {ids!r}: e.g. [{ids!r}]")
+    return [str(i) for i in ids]
+
+
+def _hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:
+    """Return ``index`` as an IndexHNSW if it is one, else None."""
+    index = faiss.downcast_index(index)
+    return index if isinstance(index, faiss.IndexHNSW) else None
+
+
+def _can_remove(index: faiss.IndexIDMap2) -> bool:
+    """True when the wrapped faiss index implements remove_ids (Flat, IVF, SQ/PQ codes; not HNSW)."""
+    base = faiss.downcast_index(index.index)
+    return isinstance(base, (faiss.IndexFlatCodes, faiss.IndexIVF))
 
 
 def _first_duplicate(ids: Sequence[str]) -> str | None:

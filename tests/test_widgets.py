@@ -1,0 +1,80 @@
+"""The notebook search box, driven without a browser: set the value, trigger the search, read the results."""
+
+from __future__ import annotations
+
+import pytest
+
+from searchkit.app import serve_in_background
+from searchkit.cache import LRUCache
+from searchkit.engine import MODES
+from searchkit.errors import InputError
+from searchkit.widgets import SearchBox, render
+
+
+@pytest.fixture(scope="module")
+def engine(pydocs_engine):
+    import copy
+
+    eng = copy.copy(pydocs_engine)
+    eng.cache = LRUCache(100)
+    return eng
+
+
+def test_typing_a_query_searches_and_renders(engine):
+    box = SearchBox(engine, k=3)
+    box.query.value = "remove a directory and everything in it"  # what pressing Enter does
+    assert len(box.results) == 3
+    assert "shutil.rmtree" in [r["id"] for r in box.results]
+    assert set(box.timings_ms) == {"embed", "search", "total"}
+    assert "shutil.rmtree" in box.html.value and "ms" in box.html.value and "<ol>" in box.html.value
+
+
+def test_mode_toggle_and_slider_search_again(engine):
+    box = SearchBox(engine, k=3)
+    assert [v for _, v in box.mode.options] == [m for m in MODES]
+    box.query.value = "json"
+    box.mode.value = "bm25"
+    assert all(r["score"] > 0 for r in box.results)
+    box.k.value = 7
+    assert len(box.results) == 7
+    box.button.click()
+    assert len(box.results) == 7
+
+
+def test_repeated_query_is_served_from_the_cache(engine):
+    box = SearchBox(engine)
+    box.query.value = "sort a list in place"
+    box.search()
+    assert "query vector from cache" in box.html.value
+
+
+def test_empty_query_shows_a_hint(engine):
+    box = SearchBox(engine)
+    assert box.search() == []
+    assert "type a query" in box.html.value
+
+
+def test_bad_arguments_are_named(engine):
+    with pytest.raises(InputError, match="give SearchBox an engine or the url of a running app"):
+        SearchBox()
+    with pytest.raises(InputError, match="unknown mode 'magic'"):
+        SearchBox(engine, mode="magic")
+
+
+def test_search_box_over_http(engine):
+    srv = serve_in_background(engine)
+    try:
+        box = SearchBox(url=srv.url, k=2)
+        box.query.value = "read a csv file"
+        assert len(box.results) == 2 and box.results[0]["id"].startswith("csv")
+        box.query.value = "x" * 3000
+        assert box.results == [] and "query has 3000 characters" in box.error
+        assert "error" in box.html.value
+    finally:
+        srv.stop()
+
+
+def test_render_escapes_html():
+    out = render([{"id": "a", "score": 1.0, "title": "<script>", "text": "x & y"}], {"total": 1.0})
+    assert "&lt;script&gt;" in out and "x &amp; y" in out and "total 1.0 ms" in out
+    assert "no results" in render([], {})
