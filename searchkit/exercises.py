@@ -59,3 +59,127 @@ def check_normalize(normalize: Callable[[np.ndarray], np.ndarray]) -> None:
     if not np.allclose(got, x / np.linalg.norm(x, axis=1, keepdims=True), atol=1e-4):
         raise ExerciseError("rows have length 1 but point in other directions: scale each row, do not change it otherwise")
     _ok("every row has length 1 and keeps its direction.")
+
+
+def _exercise_vectors(n: int = 500, d: int = 32, seed: int = 3) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+# -- 02 faiss indexing ------------------------------------------------------------------------
+
+
+def check_brute_force(top_k: Callable[[np.ndarray, np.ndarray, int], np.ndarray]) -> None:
+    """Check a learner's ``top_k(xb, xq, k) -> I`` (row numbers of the k largest inner products) against faiss."""
+    import faiss
+
+    xb, xq = _exercise_vectors(), _exercise_vectors(5, seed=4)
+    index = faiss.IndexFlatIP(xb.shape[1])
+    index.add(xb)
+    _, want = index.search(xq, 10)
+    got = np.asarray(top_k(xb, xq, 10))
+    if got.shape != want.shape:
+        raise ExerciseError(f"top_k returned shape {got.shape}, expected {want.shape} (one row of k ids per query)")
+    if np.array_equal(got, want[:, ::-1]):
+        raise ExerciseError("you return the right documents in reverse order: the best (largest inner product) comes first")
+    if not np.array_equal(got, want):
+        same = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want)])
+        raise ExerciseError(
+            f"only {same:.0%} of your ids match exact search: sort by the inner product xq @ xb.T, largest first "
+            "(np.argsort(-scores, axis=1)[:, :k])"
+        )
+    _ok("your numpy search returns exactly what IndexFlatIP returns.")
+
+
+def check_nlist(nlist: int, n: int = 1_000_000) -> None:
+    """Check an IVF ``nlist`` for ``n`` vectors against the rule of thumb 4·√n to 16·√n (and ≥ 39 points per cell)."""
+    low, high = 4 * np.sqrt(n), 16 * np.sqrt(n)
+    if not isinstance(nlist, (int, np.integer)) or nlist < 1:
+        raise ExerciseError(f"nlist must be a positive whole number, got {nlist!r}")
+    if nlist < low:
+        raise ExerciseError(f"nlist={nlist} is below 4·√{n} = {low:.0f}: cells would hold too many vectors, search gets slow")
+    if nlist > high:
+        raise ExerciseError(f"nlist={nlist} is above 16·√{n} = {high:.0f}: too many cells to train well")
+    if n / nlist < 39:
+        raise ExerciseError(f"{n} vectors give only {n / nlist:.0f} per cell: k-means wants at least 39; use fewer cells")
+    _ok(f"nlist={nlist} lies in {low:.0f}–{high:.0f} for {n:,} vectors.")
+
+
+# -- 03 quantization --------------------------------------------------------------------------
+
+
+def check_pq_bytes(pq_bytes: Callable[[int, int], float]) -> None:
+    """Check a learner's ``pq_bytes(m, nbits)``: bytes per vector of a PQ code with ``m`` sub-quantizers."""
+    for m, nbits in [(8, 8), (16, 8), (48, 8), (32, 4), (64, 6)]:
+        want = m * nbits / 8
+        got = pq_bytes(m, nbits)
+        if not np.isclose(got, want):
+            raise ExerciseError(f"pq_bytes({m}, {nbits}) = {got}, expected {want}: each of the m codes takes nbits bits")
+    _ok("PQ stores m codes of nbits bits each: m·nbits/8 bytes per vector.")
+
+
+def check_hamming(hamming: Callable[[np.ndarray, np.ndarray], int]) -> None:
+    """Check a learner's ``hamming(a, b)`` on packed uint8 binary codes against a direct bit count."""
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        a, b = rng.integers(0, 256, size=48, dtype=np.uint8), rng.integers(0, 256, size=48, dtype=np.uint8)
+        want = int(np.unpackbits(a ^ b).sum())
+        got = hamming(a, b)
+        if got != want:
+            raise ExerciseError(f"hamming gave {got}, expected {want}: XOR the bytes, then count the 1 bits (np.unpackbits)")
+    _ok("your Hamming distance matches the bit count of a XOR b.")
+
+
+# -- 04 evaluation ----------------------------------------------------------------------------
+
+
+def check_reciprocal_rank(rr: Callable[[list[str], set[str]], float]) -> None:
+    """Check a learner's ``rr(ranked_ids, relevant_ids)``: 1/rank of the first relevant id, 0 if none."""
+    cases = [(["a", "b", "c"], {"a"}, 1.0), (["a", "b", "c"], {"c", "b"}, 0.5), (["a", "b"], {"z"}, 0.0), ([], {"a"}, 0.0)]
+    for ranked, relevant, want in cases:
+        got = rr(ranked, relevant)
+        if not np.isclose(got, want):
+            raise ExerciseError(f"rr({ranked}, {relevant}) = {got}, expected {want}: ranks start at 1, and no hit gives 0")
+    _ok("reciprocal rank is 1 / (rank of the first relevant result), 0 when there is none.")
+
+
+def check_dcg(dcg: Callable[[list[int]], float]) -> None:
+    """Check a learner's ``dcg(grades)``: sum of (2^grade - 1) / log2(rank + 1) over ranks 1..n."""
+    for grades in ([2, 0, 1], [0, 0, 0], [1], [2, 2, 1, 0, 1]):
+        want = sum((2**g - 1) / np.log2(r + 2) for r, g in enumerate(grades))
+        got = dcg(grades)
+        if not np.isclose(got, want):
+            raise ExerciseError(
+                f"dcg({grades}) = {got}, expected {want:.4f}: gain 2^grade - 1, discount log2(rank + 1) with rank from 1"
+            )
+    _ok("your DCG matches the graded formula; nDCG divides it by the DCG of the ideal order.")
+
+
+# -- 05 serving -------------------------------------------------------------------------------
+
+
+def check_percentile(p99: Callable[[list[float]], float]) -> None:
+    """Check a learner's ``p99(latencies_ms)`` against numpy's 99th percentile (linear interpolation)."""
+    rng = np.random.default_rng(9)
+    for n in (100, 1000, 37):
+        lat = list(rng.lognormal(1.0, 0.6, size=n))
+        want = float(np.percentile(lat, 99))
+        got = p99(lat)
+        if abs(got - want) > 0.05 * want:
+            raise ExerciseError(f"p99 of {n} latencies: got {got:.2f}, expected about {want:.2f} (np.percentile(lat, 99))")
+    _ok("your p99 matches: 99% of requests finish within it.")
+
+
+def check_lru(make_cache: Callable[[int], object]) -> None:
+    """Check a learner's LRU cache class: ``c = make_cache(capacity)``, ``c.get(key)`` (None on a miss), ``c.put(key, value)``."""
+    c = make_cache(2)
+    c.put("a", 1)
+    c.put("b", 2)
+    if c.get("a") != 1:
+        raise ExerciseError("get('a') after put('a', 1) did not return 1")
+    c.put("c", 3)  # evicts b, the least recently used ('a' was just read)
+    if c.get("b") is not None:
+        raise ExerciseError("'b' should have been evicted: it was the least recently used when 'c' arrived")
+    if c.get("a") != 1 or c.get("c") != 3:
+        raise ExerciseError("'a' and 'c' should still be cached: evict only the least recently used entry")
+    _ok("your cache keeps the most recently used entries and evicts the oldest.")

@@ -76,3 +76,81 @@ def test_slides_render_for_every_notebook(tmp_path):
     for path in made:
         html = path.read_text()
         assert "reveal" in html and "<section" in html
+
+
+def _lru_class():
+    from collections import OrderedDict
+
+    class LRU:
+        def __init__(self, capacity):
+            self.capacity, self.data = capacity, OrderedDict()
+
+        def get(self, key):
+            if key not in self.data:
+                return None
+            self.data.move_to_end(key)
+            return self.data[key]
+
+        def put(self, key, value):
+            self.data[key] = value
+            self.data.move_to_end(key)
+            if len(self.data) > self.capacity:
+                self.data.popitem(last=False)
+
+    return LRU
+
+
+class _Forgetful:
+    def __init__(self, capacity):
+        pass
+
+    def put(self, key, value):
+        pass
+
+    def get(self, key):
+        return None
+
+
+def _rr(ranked, relevant):
+    return next((1 / (i + 1) for i, d in enumerate(ranked) if d in relevant), 0.0)
+
+
+def _dcg(grades):
+    return sum((2**g - 1) / np.log2(i + 2) for i, g in enumerate(grades))
+
+
+@pytest.mark.parametrize(
+    "name, right, wrong, message",
+    [
+        ("check_brute_force", lambda xb, xq, k: np.argsort(-(xq @ xb.T), axis=1)[:, :k],
+         lambda xb, xq, k: np.argsort(xq @ xb.T, axis=1)[:, -k:], "right documents in reverse order"),
+        ("check_pq_bytes", lambda m, nbits: m * nbits / 8, lambda m, nbits: m * nbits,
+         r"pq_bytes\(8, 8\) = 64, expected 8.0"),
+        ("check_hamming", lambda a, b: int(np.unpackbits(a ^ b).sum()), lambda a, b: int((a != b).sum()),
+         "XOR the bytes, then count the 1 bits"),
+        ("check_reciprocal_rank", _rr, lambda ranked, relevant: 1.0, "ranks start at 1"),
+        ("check_dcg", _dcg, lambda grades: float(sum(grades)), r"dcg\(\[2, 0, 1\]\) = 3.0, expected 3.5000"),
+        ("check_percentile", lambda lat: float(np.percentile(lat, 99)), lambda lat: max(lat) * 2,
+         r"p99 of 100 latencies: got"),
+        ("check_lru", _lru_class(), _Forgetful, r"get\('a'\) after put\('a', 1\) did not return 1"),
+    ],
+)  # fmt: skip
+def test_exercise_checks_accept_right_and_explain_wrong_answers(name, right, wrong, message, capsys):
+    import searchkit.exercises as ex
+
+    getattr(ex, name)(right)
+    assert capsys.readouterr().out.startswith("Correct: ")
+    with pytest.raises(ExerciseError, match=message):
+        getattr(ex, name)(wrong)
+
+
+def test_check_nlist():
+    from searchkit.exercises import check_nlist
+
+    check_nlist(8192)
+    with pytest.raises(ExerciseError, match=r"nlist=10 is below 4·√1000000 = 4000"):
+        check_nlist(10)
+    with pytest.raises(ExerciseError, match="above 16·√1000000 = 16000"):
+        check_nlist(50_000)
+    with pytest.raises(ExerciseError, match="only 14 per cell: k-means wants at least 39"):
+        check_nlist(512, n=7416)
