@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query", nargs="+", help="one or more queries")
     s.add_argument("--corpus", default="pydocs", help="'pydocs' (built in) or 'beir:DIR' (default: pydocs)")
     s.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
-    s.add_argument("--mode", default="dense", help="dense or bm25 (default: dense)")
+    s.add_argument("--mode", default="dense", help="dense, bm25 or hybrid (default: dense)")
     s.add_argument("--json", action="store_true", help="print one JSON object per query, one per line")
     s.set_defaults(func=cmd_search)
     corpus_help = "'pydocs' (built in) or 'beir:DIR' (default: pydocs)"

@@ -19,7 +19,7 @@ FUSIONS: tuple[str, ...] = ("rrf", "minmax", "zscore")
 
 def _check_lists(rankings: Sequence[Ranking], weights: Sequence[float] | None) -> list[float]:
     if isinstance(rankings, (str, bytes)) or not isinstance(rankings, Sequence) or len(rankings) == 0:
-        raise InputError(f"give a non-empty list of rankings (one list of (doc_id, score) per system), got {rankings!r}")
+        raise InputError(f"give a non-empty list of rankings (one (doc_id, score) list per system), got {rankings!r}")
     if weights is None:
         return [1.0] * len(rankings)
     w = [float(x) for x in weights]
