@@ -1,0 +1,116 @@
+"""Measurement tools: percentiles, recall, ground truth, sweeps and the Pareto frontier."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from searchkit.bench import (
+    ROW_KEYS,
+    OperatingPoint,
+    Timer,
+    best_at_recall,
+    faiss_threads,
+    format_table,
+    ground_truth,
+    index_bytes,
+    measure,
+    pareto_front,
+    percentiles,
+    plot_pareto,
+    recall_at_k,
+    sweep,
+    thread_count,
+    time_batch,
+    time_single,
+)
+from searchkit.errors import InputError
+from searchkit.index import VectorIndex
+
+
+def point(name: str, recall: float, p50: float) -> OperatingPoint:
+    return OperatingPoint(name, "-", recall, p50, p50, p50, 1.0)
+
+
+def test_percentiles_on_known_data():
+    p = percentiles(np.arange(1, 101))
+    assert p == pytest.approx({"p50": 50.5, "p95": 95.05, "p99": 99.01})
+    assert percentiles([7.0]) == {"p50": 7.0, "p95": 7.0, "p99": 7.0}
+    with pytest.raises(InputError, match="no latency samples"):
+        percentiles([])
+
+
+def test_recall_of_flat_against_itself_is_one(unit_vectors):
+    xb, xq = unit_vectors(2000, 16, seed=0), unit_vectors(50, 16, seed=1)
+    truth = ground_truth(xb, xq, 10)
+    index = VectorIndex.build([str(i) for i in range(len(xb))], xb, "Flat")
+    _, I = index.search_raw(xq, 10)
+    assert recall_at_k(I, truth, 10) == 1.0
+    want = np.argsort(-(xq @ xb.T), axis=1)[:, :10]
+    assert recall_at_k(truth, want, 10) == 1.0
+
+
+def test_recall_counts_overlap_and_ignores_missing():
+    assert recall_at_k([[1, 2, 3, -1]], [[1, 2, 4, 5]], 4) == 0.5
+    assert recall_at_k([["a", "b"], ["c", "x"]], [["a", "b"], ["c", "d"]], 2) == 0.75
+    with pytest.raises(InputError, match="results for 1 queries but ground truth for 2"):
+        recall_at_k([[1]], [[1], [2]])
+
+
+def test_pareto_front_on_hand_made_points():
+    pts = [
+        point("a", 0.50, 1.0),
+        point("b", 0.80, 2.0),
+        point("c", 0.70, 3.0),  # dominated by b
+        point("d", 0.95, 5.0),
+        point("e", 0.95, 6.0),  # same recall, slower
+        point("f", 0.40, 1.5),  # dominated by a
+        point("g", 1.00, 20.0),
+    ]
+    assert [p.index for p in pareto_front(pts)] == ["a", "b", "d", "g"]
+    assert best_at_recall(pts, 0.9).index == "d"
+    assert best_at_recall(pts, 1.01) is None
+
+
+def test_timers_and_thread_count():
+    with Timer() as t:
+        sum(range(1000))
+    assert t.s >= 0 and t.ms == pytest.approx(t.s * 1000)
+    before = thread_count()
+    with faiss_threads(1) as n:
+        assert n == 1 == thread_count()
+    assert thread_count() == before
+    lat = time_single(lambda q: q.sum(), np.ones((20, 4), np.float32), warmup=2, repeats=2, per_query="min")
+    assert lat.n == 20 and lat.threads == 1 and lat.p50_ms <= lat.p99_ms <= lat.p99_raw_ms + 1e-9
+    assert time_batch(lambda q: q.sum(), np.ones((20, 4), np.float32)) > 0
+
+
+def test_sweep_measures_each_setting(unit_vectors):
+    xb, xq = unit_vectors(3000, 16, seed=0), unit_vectors(40, 16, seed=1)
+    truth = ground_truth(xb, xq, 10)
+    index = VectorIndex.build([str(i) for i in range(len(xb))], xb, "IVF16,Flat")
+    pts = sweep(index, xq, truth, "nprobe", [1, 16], latency_queries=10, bytes_per_vector=index_bytes(index) / len(xb))
+    assert [p.params for p in pts] == ["nprobe=1", "nprobe=16"]
+    assert pts[1].recall == 1.0 and pts[0].recall < 1.0
+    assert set(pts[0].row()) == set(ROW_KEYS) and pts[0].row()["recall_at_10"] == pts[0].recall
+    assert 64 <= pts[0].bytes_per_vector < 200
+    assert "nprobe=16" in format_table(pts)
+    with pytest.raises(InputError, match="unknown search parameter 'efSearch'"):
+        sweep(index, xq, truth, "efSearch", [1])
+    one = measure(VectorIndex.build(["a", "b"], xb[:2]), xb[:2], np.array([[0], [1]]), k=1)
+    assert one.recall == 1.0
+
+
+def test_plot_pareto_has_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = plot_pareto([point("HNSW32", 0.9, 0.1), point("Flat", 1.0, 5.0)], title="t")
+    assert ax.get_title() == "t" and "ms" in ax.get_xlabel() and "recall" in ax.get_ylabel()
+
+
+def test_faiss_flat_ground_truth_matches_numpy(unit_vectors):
+    xb, xq = unit_vectors(500, 8, seed=3), unit_vectors(5, 8, seed=4)
+    assert (ground_truth(xb, xq, 5) == np.argsort(-(xq @ xb.T), axis=1)[:, :5]).all()
+    assert faiss.omp_get_max_threads() >= 1
