@@ -3,7 +3,7 @@
     python benchmarks/quantization.py --n 200000 [--json OUT] [--beir DIR] [--threads 1]
 
 Datasets: N SYNTHETIC vectors shaped like the Python-docs MiniLM embeddings (searchkit.synthetic), then the
-real Python-docs embeddings and SciFact (``--beir``, default /work/shared/beir/scifact when present).
+real Python-docs embeddings and SciFact (``--beir``, default ../shared/beir/scifact beside the project when present).
 Per configuration: bytes_per_vector = the serialized faiss index size / N (codes, ids, codebooks and centroids:
 what the index costs in RAM); recall@10 against exact search, plain and re-ranked (the top 10 x ratio
 candidates re-scored with the float vectors read from a memory-mapped file on disk, not held in RAM);
@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit.paths import quick  # noqa: E402
+from searchkit.paths import quick, scifact_dir  # noqa: E402
 from searchkit.quantize import ivf_lists, measure  # noqa: E402
 
-DEFAULT_BEIR = Path("/work/shared/beir/scifact")
+DEFAULT_BEIR = scifact_dir()  # ../shared/beir/scifact beside the project, or $SEARCHKIT_SCIFACT
 KEYS = ["index", "bytes_per_vector", "recall_at_10", "recall_at_10_reranked", "p50_ms", "p99_ms", "build_s", "ndcg_at_10"]
 
 

@@ -1,7 +1,7 @@
 """Relevance benchmark: BM25 vs dense (exact, ANN, quantized) vs hybrid fusion on judged queries.
 
     python benchmarks/relevance.py --dataset pydocs
-    python benchmarks/relevance.py --dataset /work/shared/beir/scifact --json scifact.json
+    python benchmarks/relevance.py --dataset ../shared/beir/scifact --json scifact.json
 
 Prints nDCG@10, Recall@100 and MRR@10 with 95% bootstrap CIs (queries resampled) and the mean latency
 per query (queries answered ``--batch-size`` at a time after a warm-up call, so ms_per_query includes
