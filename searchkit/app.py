@@ -6,6 +6,7 @@ Every bad input is a 4xx with a one-line message; CPU work runs in worker thread
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import inspect
 import queue
@@ -26,7 +27,7 @@ from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import engine as engine_module
-from .cache import QueryCache, make_cache, normalize_query
+from .cache import QueryCache, RedisCache, make_cache, normalize_query
 from .engine import Hit, SearchEngine
 from .errors import InputError, SearchkitError
 
@@ -130,7 +131,8 @@ class BatchRequest(_Common):
     """Several queries answered with one encoder call."""
 
     queries: list[str] = Field(..., description=f"1 to {MAX_BATCH} queries",
-                               json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH})  # fmt: skip
+                               json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH, "items": {
+                                   "type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}})  # fmt: skip
 
     @field_validator("queries")
     @classmethod
@@ -416,7 +418,12 @@ def create_app(
         stats.setdefault("cached", [False] * len(queries))
         return hits, stats
 
-    err = {422: {"description": "invalid input"}, 503: {"model": Problem, "description": "index not loaded yet"}}
+    err = {
+        400: {"model": Problem, "description": "body is not JSON the server can parse (too deeply nested, not UTF-8)"},
+        413: {"model": Problem, "description": f"request body over {max_body_bytes} bytes"},
+        422: {"description": "invalid input"},
+        503: {"model": Problem, "description": "index not loaded yet"},
+    }
 
     @app.post("/search", response_model=SearchResponse, responses=err, summary="Search with one query")
     def search(req: SearchRequest) -> JSONResponse:
@@ -429,10 +436,12 @@ def create_app(
 
     @app.get("/search", response_model=SearchResponse, responses=err, summary="Search from a browser or curl")
     def search_get(
-        q: str = Query(..., description=_QUERY_DOC),
-        top_k: str = Query("10", description=_TOPK_DOC),
-        mode: str = Query("dense", description="dense, bm25 or hybrid"),
-        prefix: str | None = Query(None, description=_PREFIX_DOC),
+        q: str = Query(..., description=_QUERY_DOC,
+                       json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS}),
+        top_k: str = Query("10", description=_TOPK_DOC,  # a string, so a bad value gets our message
+                           json_schema_extra={"pattern": "^(100|[1-9][0-9]?)$"}),
+        mode: str = Query("dense", description="dense, bm25 or hybrid", json_schema_extra={"enum": list(modes())}),
+        prefix: str | None = Query(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS}),
     ) -> JSONResponse:
         """Like ``POST /search``, with the parameters in the URL: ``/search?q=read+a+csv+file&top_k=5``."""
         try:
@@ -460,11 +469,14 @@ def create_app(
         })  # fmt: skip
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}}, summary="Readiness")
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         """Say whether the model and index are loaded (200) or not (503), and what is served."""
+        # On the event loop, not in the worker threads /search fills up: a saturated /search must not queue it.
+        # Only Redis stats may touch the network (a ping, 50 ms timeout): they go to a thread of their own.
+        stats = await asyncio.to_thread(cache.stats) if isinstance(cache, RedisCache) else cache.stats()
         eng = state.engine
         body = Health(status=state.status, ready=eng is not None, modes=list(modes()), error=state.error,
-                      cache=cache.stats())  # fmt: skip
+                      cache=stats)  # fmt: skip
         if eng is not None:
             body.model, body.dim, body.documents = eng.embedder.model_id, eng.embedder.dim, len(eng.corpus)
             body.index = {"factory": eng.index.factory, "metric": eng.index.metric, "vectors": len(eng.index),

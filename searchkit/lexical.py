@@ -46,6 +46,8 @@ class BM25:
         self.ids = [str(i) for i in ids]
         self.stem, self.k1, self.b, self.method = stem, float(k1), float(b), method
         self.tokenizer = Tokenizer(stemmer=stemmer, stopwords=stopwords)
+        self._stem_lock = threading.Lock()  # a PyStemmer object must not be called from two threads at once
+        self._stopwords = frozenset(self.tokenizer.stopwords or ())
         tokens = self.tokenizer.tokenize(texts, update_vocab=True, return_as="ids", show_progress=False)
         # bm25s gives word-less documents the token "" (id below); a query must never match on it.
         self._empty = self.tokenizer.word_to_id.get("")
@@ -71,9 +73,6 @@ class BM25:
         two threads at once, from every request thread. Here nothing is stored and stemming holds a lock.
         """
         tok = self.tokenizer
-        if not hasattr(self, "_stem_lock"):
-            self._stem_lock = threading.Lock()  # a PyStemmer object must not be called from two threads at once
-            self._stopwords = frozenset(tok.stopwords or ())
         out = []
         for word in tok.splitter(query.lower() if tok.lower else query):
             wid = tok.word_to_id.get(word)
