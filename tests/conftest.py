@@ -44,3 +44,21 @@ def unit_vectors():
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_compute_thread():
+    """Run torch and faiss with one thread per call, as ``serve`` does (restored afterwards).
+
+    With two threads each on a busy 2-core machine, one query embedding can take most of a second.
+    """
+    import faiss
+    import torch
+
+    from searchkit.app import set_compute_threads
+
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
+    set_compute_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    faiss.omp_set_num_threads(before[1])

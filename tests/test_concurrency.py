@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from searchkit.app import serve_in_background, set_compute_threads
+from searchkit.app import serve_in_background
 from searchkit.cache import LRUCache
 
 THREADS = 32
@@ -37,17 +37,7 @@ def queries(n: int) -> list[tuple[str, str]]:
     return [(f"{WORDS[i % len(WORDS)]} {i // len(WORDS)}", MODES[i % 3]) for i in range(n)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_compute_thread():
-    """Run torch and faiss with one thread per call, as ``serve`` does (restored afterwards)."""
-    import faiss
-    import torch
-
-    before = torch.get_num_threads(), faiss.omp_get_max_threads()
-    set_compute_threads(1)
-    yield
-    torch.set_num_threads(before[0])
-    faiss.omp_set_num_threads(before[1])
+pytestmark = pytest.mark.usefixtures("one_compute_thread")
 
 
 @pytest.fixture(scope="module")

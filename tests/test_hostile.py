@@ -25,7 +25,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from searchkit.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, create_app, serve_in_background, set_compute_threads
+from searchkit.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, create_app, serve_in_background
 from searchkit.cache import LRUCache
 from searchkit.datasets import Corpus
 from searchkit.engine import SearchEngine
@@ -49,17 +49,7 @@ DOCS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_compute_thread():
-    """Run torch and faiss with one thread per call, as ``serve`` does (restored afterwards)."""
-    import faiss
-    import torch
-
-    before = torch.get_num_threads(), faiss.omp_get_max_threads()
-    set_compute_threads(1)
-    yield
-    torch.set_num_threads(before[0])
-    faiss.omp_set_num_threads(before[1])
+pytestmark = pytest.mark.usefixtures("one_compute_thread")
 
 
 @pytest.fixture(scope="module")

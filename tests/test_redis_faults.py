@@ -16,14 +16,17 @@ import pytest
 from fastapi.testclient import TestClient
 from test_cache import REDIS, RedisServer
 
-from searchkit.app import create_app, set_compute_threads
+from searchkit.app import create_app
 from searchkit.cache import DEFAULT_TIMEOUT_S, RedisCache, cache_key, encode_vector, normalize_query
 from searchkit.datasets import Corpus
 from searchkit.engine import SearchEngine
 
-pytestmark = pytest.mark.skipif(
-    REDIS is None, reason="redis-server is not installed: apt-get install redis-server (.ci/run does it)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        REDIS is None, reason="redis-server is not installed: apt-get install redis-server (.ci/run does it)"
+    ),
+    pytest.mark.usefixtures("one_compute_thread"),
+]
 
 BUDGET_S = 1.5  # one request, cache broken in any way (encoder call + at most one 50 ms Redis timeout; shared CI box)
 RETRY_S = 0.3  # the cache skips Redis this long after a failure
@@ -37,22 +40,6 @@ DOCS = {
     "time.sleep": "Delay execution for a given number of seconds.",
 }
 QUERY = "remove an empty directory"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_compute_thread():
-    """Run torch and faiss with one thread per call, as ``serve`` does (restored afterwards).
-
-    With two threads each on a busy 2-core machine, one query embedding took ~0.7 s, near the budget.
-    """
-    import faiss
-    import torch
-
-    before = torch.get_num_threads(), faiss.omp_get_max_threads()
-    set_compute_threads(1)
-    yield
-    torch.set_num_threads(before[0])
-    faiss.omp_set_num_threads(before[1])
 
 
 @pytest.fixture(scope="module")
