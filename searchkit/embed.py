@@ -95,6 +95,8 @@ def throughput(embedder: Embedder, texts: Sequence[str], batch_sizes: Sequence[i
     import time
 
     items = check_texts(texts)
+    if not items or not batch_sizes or min(batch_sizes) < 1:
+        raise InputError(f"throughput needs texts and batch sizes >= 1, got {len(items)} texts and {list(batch_sizes)}")
     embedder.encode(items[: max(batch_sizes)], progress=False)  # warm-up
     rows = []
     for bs in batch_sizes:

@@ -38,7 +38,12 @@ def test_nothing_found_lists_what_was_tried(monkeypatch):
 
     monkeypatch.setattr(models, "_packaged_model_dir", lambda: None)
     monkeypatch.delenv("SEARCHKIT_MODEL_DIR", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import sentence_transformers
+
+    def offline(source, **kwargs):  # what the hub client raises with no network, without waiting for one
+        raise OSError(f"We couldn't connect to the hub to load {source}")
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", offline)
     with pytest.raises(ModelNotFoundError) as e:
         load_model(DEFAULT_MODEL)
     msg = str(e.value)
