@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 LOCAL_MODELS_DIR = DATA_DIR / "models"
+ONNX_BACKENDS = ("onnx", "onnx-int8")  # searchkit.onnx_encoder: float32 / int8 weights on onnxruntime
 
 
 def _packaged_model_dir() -> Path | None:
@@ -73,13 +74,20 @@ def _not_found(name: str, tried: list[str]) -> ModelNotFoundError:
 
 
 def load_model(name: str | None = None, backend: str = "torch", device: str = "cpu"):
-    """Load a SentenceTransformer for ``name`` (see :func:`resolve_model`); return ``(model, model_id)``."""
+    """Load a SentenceTransformer (an OnnxEncoder for "onnx"/"onnx-int8") for ``name``; return ``(model, model_id)``."""
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and logs
     model_id, source, tried = _resolve(name)
     local = Path(source).is_dir()
+    if backend in ONNX_BACKENDS:  # exported once from the local folder, then run by onnxruntime
+        if not local:
+            raise ModelNotFoundError(f"backend {backend!r} exports a local model folder, but {source!r} is a hub name: "
+                                     "download the model into a folder first, or use backend='torch'")  # fmt: skip
+        from .onnx_encoder import OnnxEncoder
+
+        return OnnxEncoder(source, quantized=backend == "onnx-int8", name=model_id.split("/")[-1]), model_id
     try:
         model = SentenceTransformer(source, device=device, backend=backend, local_files_only=local)
     except Exception as e:  # noqa: BLE001 - hub and file errors come in many types

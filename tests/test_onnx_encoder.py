@@ -52,13 +52,18 @@ def test_float_onnx_matches_torch(onnx_float, sample, torch_vectors):
 
 def test_int8_onnx_is_close_to_torch(onnx_int8, sample, torch_vectors):
     cos = (onnx_int8.encode(sample, progress=False) * torch_vectors).sum(1)
-    assert cos.mean() > 0.99 and cos.min() > 0.95, (cos.mean(), cos.min())  # measured: mean 0.993, min 0.98
+    assert cos.mean() > 0.99 and cos.min() > 0.95, (cos.mean(), cos.min())  # measured: mean 0.9929, min 0.973
 
 
-def test_batch_size_does_not_change_the_vectors(onnx_int8, sample):
+def test_batch_size_barely_changes_the_vectors(onnx_float, onnx_int8, sample):
+    a = onnx_float.encode(sample[:40], batch_size=1, progress=False)
+    b = onnx_float.encode(sample[:40], batch_size=16, progress=False)
+    assert (a * b).sum(1).min() > 0.99999
+    # int8: activations are quantized with one range per batch (padding included), so a text's vector
+    # depends a little on its batch companions (measured: cosine >= 0.989 between batch sizes 1 and 16).
     a = onnx_int8.encode(sample[:40], batch_size=1, progress=False)
     b = onnx_int8.encode(sample[:40], batch_size=16, progress=False)
-    assert (a * b).sum(1).min() > 0.999
+    assert (a * b).sum(1).min() > 0.98
 
 
 def test_caches_never_mix(embedder, onnx_float, onnx_int8):
