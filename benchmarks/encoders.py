@@ -1,7 +1,7 @@
 """Encoder benchmark: torch float vs ONNX float vs ONNX int8 — documents per second and nDCG@10 (exact Flat search).
 
     python benchmarks/encoders.py --dataset pydocs
-    python benchmarks/encoders.py --dataset /work/shared/beir/scifact --json scifact-encoders.json
+    python benchmarks/encoders.py --dataset ../shared/beir/scifact --json scifact-encoders.json
 
 Speed: the same ``--n`` corpus texts, the same batch size and thread count for every backend; after one
 warm-up each, the backends are timed in turns (round-robin, ``--repeats`` rounds, so a busy machine slows all
