@@ -183,8 +183,7 @@ class VectorIndex:
         if not self.is_trained:
             self.train(xb)
         ids = list(ids)
-        if len(ids) != len(xb):
-            raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
+        check_ids_match(ids, xb)
         from tqdm.auto import tqdm
 
         disable = (len(xb) <= chunk) if progress is None else not progress
@@ -249,8 +248,7 @@ class VectorIndex:
         self._check_writable("add")
         xb = as_matrix(xb, self.dim)
         ids = [str(i) for i in ids]
-        if len(ids) != len(xb):
-            raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
+        check_ids_match(ids, xb)
         dup = next((i for i in ids if i in self._label), None) or _first_duplicate(ids)
         if dup is not None:
             raise InputError(f"document id {dup!r} is already in the index: remove it first or use update()")
@@ -294,8 +292,7 @@ class VectorIndex:
         """Replace the vectors of existing documents ``ids`` with ``xb`` (``rebuild=True`` for HNSW)."""
         xb = as_matrix(xb, self.dim)
         ids = _as_id_list(ids)
-        if len(ids) != len(xb):
-            raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
+        check_ids_match(ids, xb)
         dup = _first_duplicate(ids)
         if dup is not None:
             raise InputError(f"document id {dup!r} appears twice in the update: give each id once")
@@ -603,6 +600,12 @@ def _can_remove(index: faiss.IndexIDMap2) -> bool:
     """True when the wrapped faiss index implements remove_ids (Flat, IVF, SQ/PQ codes; not HNSW)."""
     base = faiss.downcast_index(index.index)
     return isinstance(base, (faiss.IndexFlatCodes, faiss.IndexIVF))
+
+
+def check_ids_match(ids: Sequence, xb: np.ndarray) -> None:
+    """Raise InputError unless there is exactly one id per row of ``xb``."""
+    if len(ids) != len(xb):
+        raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
 
 
 def _first_duplicate(ids: Sequence[str]) -> str | None:

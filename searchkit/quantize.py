@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 
 from .errors import InputError, SearchIndexError
-from .index import SearchResult, VectorIndex, as_matrix
+from .index import SearchResult, VectorIndex, as_matrix, check_ids_match
 
 ID_BYTES = 8  # faiss stores one int64 label per vector (IDMap and inverted lists alike)
 GOOD_POINTS_PER_CENTROID = 39  # faiss warns below 39 training points per k-means centroid
@@ -359,8 +359,7 @@ class BinaryIndex:
     def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
         """Binarize float vectors ``xb`` ``(n, dim)`` and add them under ``ids``."""
         xb = as_matrix(xb, self.dim)
-        if len(ids) != len(xb):
-            raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
+        check_ids_match(ids, xb)
         self.index.add(quantize_binary(xb))
         self.ids.extend(str(i) for i in ids)
 
@@ -409,8 +408,7 @@ class Int8Index:
     def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
         """Quantize float vectors ``xb`` ``(n, dim)`` to int8 and add them under ``ids``."""
         xb = as_matrix(xb, self.dim)
-        if len(ids) != len(xb):
-            raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
+        check_ids_match(ids, xb)
         self.index.add(quantize_int8(xb, self.ranges).astype(np.float32))
         self.ids.extend(str(i) for i in ids)
 
