@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .errors import SearchkitError
+from .errors import InputError, SearchkitError
 
 
 def _engine(corpus: str, factory: str = "Flat"):
@@ -18,6 +18,7 @@ def _engine(corpus: str, factory: str = "Flat"):
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Answer each QUERY (one model load for all of them)."""
+    _check_search_args(args)  # before the model loads: a typo should not cost seconds
     engine = _engine(args.corpus)
     for query, hits in zip(args.query, engine.search_many(args.query, args.k, args.mode)):
         if args.json:
@@ -27,6 +28,15 @@ def cmd_search(args: argparse.Namespace) -> int:
             for rank, h in enumerate(hits, 1):
                 print(f"{rank:3d}. {h.score:.3f}  {h.title}")
     return 0
+
+
+def _check_search_args(args: argparse.Namespace) -> None:
+    """Raise InputError for ``-k`` below 1 or an empty query, naming the value and the fix."""
+    if args.k < 1:
+        raise InputError(f"-k {args.k}: ask for at least one result per query, e.g. -k 10")
+    for i, q in enumerate(args.query, 1):
+        if not q.strip():
+            raise InputError(f"query {i} is {q!r}: give some words to search for, e.g. \"delete a folder\"")
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -114,6 +114,23 @@ def test_search_command_still_works(capsys):
     assert out["query"] == "delete a directory tree" and len(out["results"]) == 2
 
 
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["-k", "0", "a query"], "-k 0: ask for at least one result per query, e.g. -k 10"),
+        (["fine", "  "], "query 2 is '  ': give some words to search for"),
+    ],
+)
+def test_search_checks_its_arguments_before_loading_the_model(argv, expected, monkeypatch, capsys):
+    import searchkit.cli
+
+    def load(*_):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(searchkit.cli, "_engine", load)
+    _fails(["search", *argv], capsys, expected)
+
+
 def test_serve_process_starts_answers_and_stops(built):
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
