@@ -1,0 +1,117 @@
+"""Course tooling (tools/course.py): learner copies that keep the learner's work, offline slide decks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tools.course import (
+    SOLUTION_STUB,
+    learner_copy,
+    notebook_paths,
+    relink,
+    render_slides,
+    tag_slides,
+    write_exercises,
+)
+
+def test_every_notebook_has_goals_summary_and_checked_exercises():
+    for path in notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        assert "learn" in text.lower() and "Time to run" in text and "## Summary" in text, path.name
+        solutions = [i for i, c in enumerate(nb.cells) if "solution" in c.metadata.get("tags", [])]
+        assert len(solutions) >= 2, f"{path.name} needs at least two exercises with solution cells"
+        for i in solutions:
+            assert "check_" in nb.cells[i + 1].source, f"{path.name}: cell {i + 1} should check the solution above it"
+
+
+def test_learner_copies_empty_solutions_and_outputs(tmp_path):
+    made, kept = write_exercises(tmp_path)
+    assert [p.name for p in made] == [p.name for p in notebook_paths()] and kept == []
+    for path in made:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None
+                if "solution" in cell.metadata.get("tags", []):
+                    assert cell.source == SOLUTION_STUB
+
+
+def test_learner_copy_runs_up_to_the_first_exercise(tmp_path):
+    """Notebook 02's learner copy runs up to its first exercise (all of them: SEARCHKIT_FULL_COURSE=1)."""
+    import os
+
+    paths = notebook_paths() if os.environ.get("SEARCHKIT_FULL_COURSE") else [notebook_paths()[1]]
+    for path in paths:
+        _run_until_first_exercise(path, tmp_path)
+
+
+def _run_until_first_exercise(path, tmp_path):
+    from nbclient import NotebookClient
+
+    nb = learner_copy(nbformat.read(path, as_version=4))
+    first = next(i for i, c in enumerate(nb.cells) if "solution" in c.metadata.get("tags", []))
+    nb.cells = nb.cells[:first]
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{path.name}: {errors[:1]}"
+
+
+def test_slides_render_for_every_notebook_and_load_reveal_from_beside_them(tmp_path):
+    for path in notebook_paths():
+        nb = nbformat.read(path, as_version=4)
+        assert tag_slides(nb) == 0, f"{path.name} has cells without a slide type: run make slides-tag"
+    made = render_slides(tmp_path)
+    assert len(made) == len(notebook_paths())
+    for path in made:
+        html = path.read_text()
+        assert "<section" in html
+        loaded = set(re.findall(r"vendor/[\w./-]+", html))
+        assert {"vendor/require.js", "vendor/jquery/jquery.min.js", "vendor/reveal.js/dist/reveal.js"} <= loaded
+        for name in loaded:
+            assert (tmp_path / name).is_file(), f"{path.name} loads {name}, which render_slides did not copy"
+        web = re.findall(r"(?:src=|href=|\[\s*|,\s*)\"(https://\S*(?:reveal|require|jquery)\S*)\"", html)
+        assert not web, f"{path.name} still loads {web} from the web"
+
+
+def test_learner_copies_never_overwrite_the_learners_work(tmp_path):
+    write_exercises(tmp_path)
+    mine = tmp_path / notebook_paths()[0].name
+    nb = nbformat.read(mine, as_version=4)
+    nb.cells[0].source = "my notes"
+    nbformat.write(nb, mine)
+    (tmp_path / notebook_paths()[1].name).unlink()
+    written, kept = write_exercises(tmp_path)
+    assert [p.name for p in written] == [notebook_paths()[1].name] and mine in kept
+    assert nbformat.read(mine, as_version=4).cells[0].source == "my notes"
+
+
+def test_links_in_a_copy_point_to_the_same_files(tmp_path):
+    (tmp_path / "course" / "docs").mkdir(parents=True)
+    (tmp_path / "course" / "docs" / "page.png").write_bytes(b"png")
+    src, dest = tmp_path / "course" / "notebooks", tmp_path / "course" / "build" / "exercises"
+    text = 'See ![the page](../docs/page.png), <img src="../docs/page.png"> and [the docs](https://x.org/a.png).'
+    out = relink(text, src, dest)
+    assert out == (
+        'See ![the page](../../docs/page.png), <img src="../../docs/page.png"> and [the docs](https://x.org/a.png).'
+    )
+    assert (dest / "../../docs/page.png").resolve() == (tmp_path / "course" / "docs" / "page.png").resolve()
+    assert relink(text, src, tmp_path / "course" / "exercises") == text  # make lab's folder: a sibling of notebooks/
+
+
+def test_make_lab_opens_learner_copies_and_allows_root_only_for_root():
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(["make", "-n", "lab"], cwd=root, capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if "jupyter lab" in line or "course.py" in line]
+    assert any("tools/course.py exercises exercises" in line for line in lines), out.stdout
+    lab = next(line for line in lines if "jupyter lab" in line)
+    assert lab.endswith(" exercises/") and (("--allow-root" in lab) == (os.geteuid() == 0)), lab
+
+

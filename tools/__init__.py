@@ -1,0 +1,1 @@
+"""Repository tooling that works from a checkout only (not part of the importable package)."""

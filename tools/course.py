@@ -1,0 +1,167 @@
+"""Course tooling: learner copies of the notebooks (solutions emptied) and offline slide decks.
+
+``python tools/course.py exercises [DEST]`` writes the learner copies that ``make lab`` opens (default
+``exercises/``), keeping every copy that already exists; ``slides [DEST]`` renders reveal.js decks (default
+``build/slides/``) with reveal.js copied beside them; ``tag`` gives new cells a slide type.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout: import this checkout's searchkit
+    sys.path.insert(0, str(ROOT))
+
+from searchkit.errors import InputError  # noqa: E402
+
+NOTEBOOKS = ROOT / "notebooks"
+VENDOR = Path(__file__).resolve().parent / "vendor"
+SOLUTION_TAG = "solution"
+SOLUTION_STUB = "# Your solution here: write it, then run the check cell below.\n"
+# a relative target in a Markdown link or image, ](docs/x.png), or an HTML attribute, src="docs/x.png"
+_LINK = re.compile(r"(\]\(|(?:src|href)=[\"'])(?![a-z][a-z0-9+.-]*:|/|#)([^)\"'\s]+)", re.IGNORECASE)
+
+
+def notebook_paths(folder: str | Path = NOTEBOOKS) -> list[Path]:
+    """Return the numbered course notebooks in ``folder``, in order."""
+    paths = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise InputError(f"no numbered notebooks (NN_name.ipynb) in {folder}: point to the course's notebooks/ folder")
+    return paths
+
+
+def relink(markdown: str, src: Path, dest: Path) -> str:
+    """Rewrite the relative links of ``markdown`` (written in folder ``src``) so they work from folder ``dest``."""
+
+    def move(m: re.Match) -> str:
+        target = os.path.relpath(Path(src).resolve() / m.group(2), Path(dest).resolve())
+        return m.group(1) + Path(target).as_posix()
+
+    return markdown if Path(src).resolve() == Path(dest).resolve() else _LINK.sub(move, markdown)
+
+
+def moved(nb, src: Path, dest: Path):
+    """Return a copy of notebook ``nb`` (from folder ``src``) whose Markdown links work from folder ``dest``."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = relink(cell.source, src, dest)
+    return nb
+
+
+def learner_copy(nb, src: Path = NOTEBOOKS, dest: Path = NOTEBOOKS):
+    """Return a copy of notebook ``nb`` with solution cells emptied, outputs cleared and links fixed for ``dest``."""
+    nb = moved(nb, src, dest)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
+            cell.source = SOLUTION_STUB
+        cell.outputs = []
+        cell.execution_count = None
+    return nb
+
+
+def write_exercises(dest: str | Path, src: str | Path = NOTEBOOKS) -> tuple[list[Path], list[Path]]:
+    """Write learner copies of the course notebooks into ``dest``; return (written, kept).
+
+    A copy that already exists in ``dest`` is the learner's work: it is kept, never overwritten.
+    """
+    import nbformat
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    written, kept = [], []
+    for path in notebook_paths(src):
+        target = dest / path.name
+        if target.exists():
+            kept.append(target)
+            continue
+        nb = learner_copy(nbformat.read(path, as_version=4), path.parent, dest)
+        tmp = target.with_name(f".{target.name}.tmp")
+        nbformat.write(nb, tmp)
+        tmp.replace(target)  # atomic: an interrupted run leaves no half-written copy to be kept later
+        written.append(target)
+    return written, kept
+
+
+def render_slides(dest: str | Path, src: str | Path = NOTEBOOKS) -> list[Path]:
+    """Render every course notebook as a reveal.js slide deck (HTML) into ``dest``; return the files.
+
+    reveal.js, require.js and jQuery are copied to ``dest/vendor`` and loaded from there, so decks open offline.
+    """
+    import nbformat
+    from nbconvert import SlidesExporter
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(VENDOR, dest / "vendor", dirs_exist_ok=True)
+    exporter = SlidesExporter(
+        reveal_url_prefix="vendor/reveal.js", require_js_url="vendor/require.js", jquery_url="vendor/jquery/jquery.min.js"
+    )
+    exporter.reveal_scroll = True
+    out = []
+    for path in notebook_paths(src):
+        nb = nbformat.read(path, as_version=4)
+        missing = [i for i, c in enumerate(nb.cells) if "slide_type" not in c.get("metadata", {}).get("slideshow", {})]
+        if missing:
+            raise InputError(f"{path.name}: cells {missing[:5]} have no slide type: run make slides-tag")
+        body, _ = exporter.from_notebook_node(moved(nb, path.parent, dest))
+        target = dest / f"{path.stem}.slides.html"
+        target.write_text(body, encoding="utf-8")
+        out.append(target)
+    return out
+
+
+def tag_slides(nb) -> int:
+    """Give every cell of ``nb`` a slide type: a new slide at each ``##`` heading, fragments otherwise.
+
+    Returns how many cells were tagged. Cells that already have a slide type keep it.
+    """
+    n = 0
+    for i, cell in enumerate(nb.cells):
+        show = cell.setdefault("metadata", {}).setdefault("slideshow", {})
+        if "slide_type" in show:
+            continue
+        heading = cell.cell_type == "markdown" and cell.source.lstrip().startswith(("# ", "## "))
+        show["slide_type"] = "slide" if (i == 0 or heading) else "-"
+        n += 1
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python tools/course.py exercises|slides|tag [DEST]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python tools/course.py")
+    p.add_argument("action", choices=["exercises", "slides", "tag"])
+    p.add_argument("dest", nargs="?", default=None, help="output folder (default: exercises/ or build/slides/)")
+    args = p.parse_args(argv)
+    if args.action == "tag":
+        import nbformat
+
+        for path in notebook_paths():
+            nb = nbformat.read(path, as_version=4)
+            if tag_slides(nb):
+                nbformat.write(nb, path)
+        return 0
+    if args.action == "slides":
+        for path in render_slides(Path(args.dest or ROOT / "build" / "slides")):
+            print(path)
+        return 0
+    written, kept = write_exercises(Path(args.dest or ROOT / "exercises"))
+    for path in written:
+        print(f"wrote {path}")
+    if kept:
+        print(f"kept your {len(kept)} existing copies in {kept[0].parent} (delete one to get a fresh copy)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
