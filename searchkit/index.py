@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,9 +12,9 @@ import faiss
 import numpy as np
 
 from .errors import InputError, SearchIndexError
+from .manifest import FORMAT_VERSION, REBUILD, IndexManifest, parse_ids, read_manifest, read_verified, save_manifest
+from .manifest import sha256, write_atomic
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
 _METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 MIN_POINTS_PER_CELL = 39  # faiss k-means warns below 39 training points per centroid
 
@@ -477,30 +474,20 @@ class VectorIndex:
             stale.unlink(missing_ok=True)
         blob = faiss.serialize_index(self.index).tobytes()
         ids_blob = json.dumps(self.ids).encode()
-        index_sha, ids_sha = _sha256(blob), _sha256(ids_blob)
+        index_sha, ids_sha = sha256(blob), sha256(ids_blob)
         index_file, ids_file = f"index-{index_sha[:16]}.faiss", f"ids-{ids_sha[:16]}.json"
-        _write_atomic(folder / index_file, blob)
-        _write_atomic(folder / ids_file, ids_blob)
-        manifest = {
-            "format": FORMAT_VERSION,
-            "model": self.model_id,
-            "dim": self.dim,
-            "metric": self.metric,
-            "factory": self.factory,
-            "count": len(self),
-            "faiss_version": faiss.__version__,
-            "index_file": index_file,
-            "index_sha256": index_sha,
-            "ids_file": ids_file,
-            "ids_sha256": ids_sha,
-            "ef_search": self.ef_search,
-            "nprobe": self.nprobe,
-        }
-        _write_atomic(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
+        manifest = IndexManifest(
+            format=FORMAT_VERSION, model=self.model_id, dim=self.dim, metric=self.metric, factory=self.factory,
+            count=len(self), faiss_version=faiss.__version__, index_file=index_file, index_sha256=index_sha,
+            ids_file=ids_file, ids_sha256=ids_sha, ef_search=self.ef_search, nprobe=self.nprobe,
+        )  # fmt: skip  (made before writing: a value the loader would refuse fails here)
+        write_atomic(folder / index_file, blob)
+        write_atomic(folder / ids_file, ids_blob)
+        path = save_manifest(folder, manifest)
         for old in folder.iterdir():  # files of earlier versions, no longer named by the manifest
             if old.name.startswith(("index-", "ids-")) and old.name not in (index_file, ids_file):
                 old.unlink(missing_ok=True)
-        return folder / MANIFEST
+        return path
 
     @classmethod
     def load(
@@ -512,63 +499,36 @@ class VectorIndex:
         than RAM, or shared between processes); such an index can be searched but not changed.
         """
         folder = Path(folder)
-        manifest = read_manifest(folder)
-        if model_id is not None and manifest["model"] != model_id:
+        m = read_manifest(folder)
+        if model_id is not None and m.model != model_id:
             raise SearchIndexError(
-                f"index in {folder} was built with model {manifest['model']!r}, not {model_id!r}: "
+                f"index in {folder} was built with model {m.model!r}, not {model_id!r}: "
                 "rebuild it with this model (python -m searchkit build) or load the matching model"
             )
-        if dim is not None and manifest["dim"] != dim:
-            raise SearchIndexError(
-                f"index in {folder} has dimension {manifest['dim']} but the model gives {dim}: rebuild the index"
-            )
-        index_path = folder / manifest["index_file"]
-        ids_blob = _read_verified(folder / manifest["ids_file"], manifest["ids_sha256"])
-        _read_verified(index_path, manifest["index_sha256"], keep=False)
+        if dim is not None and m.dim != dim:
+            raise SearchIndexError(f"index in {folder} has dimension {m.dim} but the model gives {dim}: rebuild the index")
+        _, ids_blob = read_verified(folder, m.ids_file, m.ids_sha256)
+        ids = parse_ids(ids_blob, folder / m.ids_file)
+        index_path, _ = read_verified(folder, m.index_file, m.index_sha256, keep=False)
         try:
-            if mmap:
-                raw = faiss.read_index(str(index_path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-            else:
-                raw = faiss.read_index(str(index_path))
-            ids = json.loads(ids_blob)
-        except (RuntimeError, ValueError) as e:
-            raise SearchIndexError(f"index in {folder} cannot be read ({e}): rebuild it") from None
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            raw = faiss.read_index(str(index_path), flags)
+        except RuntimeError:  # faiss's message may quote the file's first bytes: not worth echoing
+            raise SearchIndexError(f"{folder / m.index_file} is not an index faiss {faiss.__version__} can read: {REBUILD}") from None
+        _check_labels(raw, ids, folder / m.index_file)
         self = cls.__new__(cls)
-        self.dim, self.factory, self.metric = manifest["dim"], manifest["factory"], manifest["metric"]
-        self.model_id = manifest["model"]
-        self.ef_search, self.nprobe = manifest.get("ef_search"), manifest.get("nprobe")
+        self.dim, self.factory, self.metric, self.model_id = m.dim, m.factory, m.metric, m.model
+        self.ef_search, self.nprobe = m.ef_search, m.nprobe
         self.read_only = bool(mmap)
         self.index = raw
         self.ids = ids
         self._label = {d: i for i, d in enumerate(ids) if d is not None}
-        if self.index.d != self.dim or len(self) != manifest["count"] or len(self._label) != manifest["count"]:
+        if self.index.d != self.dim or len(self) != m.count or len(self._label) != m.count:
             raise SearchIndexError(
                 f"index in {folder} does not match its manifest (dim {self.index.d}, {len(self)} vectors, "
-                f"{len(self._label)} ids; manifest says dim {self.dim}, {manifest['count']}): rebuild it"
+                f"{len(self._label)} ids; manifest says dim {self.dim}, {m.count}): {REBUILD}"
             )
         return self
-
-
-def read_manifest(folder: str | Path) -> dict:
-    """Read and check ``manifest.json`` in ``folder``."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise SearchIndexError(f"no index in {folder}: {MANIFEST} is missing; build one with python -m searchkit build")
-    try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SearchIndexError(f"{path} is not valid JSON ({e}): the index is damaged, rebuild it") from None
-    need = {"format", "model", "dim", "metric", "factory", "count", "index_file", "index_sha256", "ids_file", "ids_sha256"}
-    if not isinstance(manifest, dict) or need - manifest.keys():
-        missing = sorted(need - manifest.keys()) if isinstance(manifest, dict) else sorted(need)
-        raise SearchIndexError(f"{path} lacks {', '.join(missing)}: not a searchkit index, rebuild it")
-    if manifest["format"] != FORMAT_VERSION:
-        raise SearchIndexError(f"{path} has format {manifest['format']!r}; this searchkit reads {FORMAT_VERSION}: rebuild")
-    for key in ("index_file", "ids_file"):
-        name = manifest[key]
-        if not isinstance(name, str) or Path(name).name != name:
-            raise SearchIndexError(f"{path} names a bad {key} {name!r}: rebuild the index")
-    return manifest
 
 
 def _check_k(k: object) -> int:
@@ -602,6 +562,20 @@ def _can_remove(index: faiss.IndexIDMap2) -> bool:
     return isinstance(base, (faiss.IndexFlatCodes, faiss.IndexIVF))
 
 
+def _check_labels(raw: faiss.Index, ids: list[str | None], source: Path) -> None:
+    """Refuse a faiss file that is not an id-mapped index, or whose labels are not live rows of ``ids``."""
+    if not isinstance(raw, faiss.IndexIDMap2):
+        raise SearchIndexError(f"{source} holds a faiss {type(raw).__name__}, not a searchkit index: {REBUILD}")
+    labels = faiss.vector_to_array(raw.id_map)
+    live = np.fromiter((d is not None for d in ids), dtype=bool, count=len(ids))
+    inside = (labels >= 0) & (labels < len(ids))
+    wrong = ~inside
+    wrong[inside] = ~live[labels[inside]]
+    if wrong.any():
+        bad = int(labels[np.argmax(wrong)])
+        raise SearchIndexError(f"{source} has vector label {bad}, which names no id in the ids file: {REBUILD}")
+
+
 def check_ids_match(ids: Sequence, xb: np.ndarray) -> None:
     """Raise InputError unless there is exactly one id per row of ``xb``."""
     if len(ids) != len(xb):
@@ -615,41 +589,3 @@ def _first_duplicate(ids: Sequence[str]) -> str | None:
             return i
         seen.add(i)
     return None
-
-
-def _sha256(blob: bytes) -> str:
-    return hashlib.sha256(blob).hexdigest()
-
-
-def _read_verified(path: Path, sha: str, keep: bool = True) -> bytes:
-    if not path.is_file():
-        raise SearchIndexError(f"{path} is missing: the index is incomplete, rebuild it")
-    h = hashlib.sha256()
-    chunks = []
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-            if keep:
-                chunks.append(block)
-    if h.hexdigest() != sha:
-        raise SearchIndexError(f"{path} fails its checksum (sha256 {h.hexdigest()[:12]}…, expected {sha[:12]}…): rebuild")
-    return b"".join(chunks)
-
-
-def _write_atomic(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to ``path`` through a temp file, fsync and rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -29,7 +29,7 @@ def built(tmp_path_factory, embedder):
 
 def test_build_saves_a_checked_index(built, capsys, pydocs):
     m = read_manifest(built)
-    assert m["count"] == len(pydocs.corpus) and m["factory"] == "Flat" and m["model"].endswith("all-MiniLM-L6-v2")
+    assert m.count == len(pydocs.corpus) and m.factory == "Flat" and m.model.endswith("all-MiniLM-L6-v2")
     index = VectorIndex.load(built)
     assert sorted(i for i in index.ids if i is not None) == sorted(pydocs.corpus.ids)
 

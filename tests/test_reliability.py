@@ -142,7 +142,7 @@ def test_bit_flip_is_refused(saved_index):
 def test_foreign_files_are_refused(saved_index):
     folder, m = saved_index
     (folder / "manifest.json").write_text('{"hello": "world"}')
-    with pytest.raises(SearchIndexError, match="lacks .*: not a searchkit index, rebuild it"):
+    with pytest.raises(SearchIndexError, match="lacks .*: not a searchkit index manifest, rebuild the index"):
         VectorIndex.load(folder)
     (folder / "manifest.json").write_bytes(b"\x89PNG\r\n\x1a\n")
     with pytest.raises(SearchIndexError, match="is not valid JSON"):
@@ -153,7 +153,7 @@ def test_a_manifest_naming_another_folder_is_refused(saved_index):
     folder, m = saved_index
     m["index_file"] = "../../etc/passwd"
     (folder / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(SearchIndexError, match="names a bad index_file"):
+    with pytest.raises(SearchIndexError, match="index_file is \"../../etc/passwd\" but must be a file name inside the index folder"):
         VectorIndex.load(folder)
 
 
