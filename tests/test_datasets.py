@@ -73,8 +73,9 @@ def test_load_beir_names_missing_files_and_bad_lines(tmp_path):
         load_beir(root)
 
 
-def test_load_dataset_rejects_unknown_names():
-    with pytest.raises(DatasetError, match="unknown corpus 'wiki'.*'pydocs' or 'beir:DIR'"):
+def test_load_dataset_rejects_unknown_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetError, match=r"wiki: no such file or folder: check the path \('pydocs' means"):
         load_dataset("wiki")
 
 

@@ -57,4 +57,6 @@ def test_cli_reports_bad_input_without_a_traceback():
     r = subprocess.run([sys.executable, "-m", "searchkit", "search", "--corpus", "wiki", "x"],
                        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 2
-    assert r.stderr.strip() == "error: unknown corpus 'wiki': use 'pydocs' or 'beir:DIR' (a folder with corpus.jsonl)"
+    assert r.stderr.strip() == (
+        "error: wiki: no such file or folder: check the path ('pydocs' means the built-in corpus, 'beir:DIR' a BEIR folder)"
+    )
