@@ -66,7 +66,8 @@ def serve(args: argparse.Namespace) -> None:
     """Build the padded engine and serve it (the child process)."""
     import uvicorn
 
-    from searchkit.app import create_app, set_compute_threads
+    from searchkit.app import create_app
+    from searchkit.server import set_compute_threads
 
     t0 = time.perf_counter()
     engine = build_engine(args.n_docs, args.factory, args.nprobe)
@@ -90,8 +91,8 @@ def cold_queries(n: int) -> list[str]:
 
 
 def load(port: int, queries: list[str], clients: int, top_k: int) -> dict:
-    """Send ``queries`` from ``clients`` threads (see :func:`searchkit.app.load_test`)."""
-    from searchkit.app import load_test
+    """Send ``queries`` from ``clients`` threads (see :func:`searchkit.bench.load_test`)."""
+    from searchkit.bench import load_test
 
     res = load_test(f"http://127.0.0.1:{port}", queries, clients, top_k)
     return {"lat": res["lat_ms"], "wall": res["wall_s"], "errors": res["errors"], "cached": res["cached"],
@@ -125,7 +126,7 @@ def main() -> None:
 
     import httpx
 
-    from searchkit.app import free_port
+    from searchkit.server import free_port
 
     port = args.port or free_port()
     cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--n-docs", str(args.n_docs),

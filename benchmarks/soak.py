@@ -36,15 +36,6 @@ WORDS = (
 MODES = ("dense", "bm25", "hybrid")
 
 
-def free_port() -> int:
-    """Return a free TCP port on loopback."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(
     port: int, corpus: str, threads: int, cache_size: int | None = None, timeout_s: float = 300.0
 ) -> subprocess.Popen:  # fmt: skip
@@ -153,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.requests < args.windows or args.windows < 2:
         p.error("need --windows >= 2 and --requests >= --windows")
+
+    from searchkit.server import free_port
 
     port = free_port()
     t_start = time.perf_counter()

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import inspect
-import queue
-import socket
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Any
 
-import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,21 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import engine as engine_module
+from .batching import BatchingEmbedder
 from .cache import QueryCache, RedisCache, make_cache, normalize_query
-from .engine import Hit, SearchEngine
-from .errors import InputError, SearchkitError
+from .engine import MODES, EngineResult, Hit, SearchEngine, SearchSettings
+from .errors import InputError, NotReadyError, SearchkitError
 
 MAX_QUERY_CHARS = 2000
 MAX_TOP_K = 100
 MAX_BATCH = 64  # queries per POST /search/batch
 MAX_PREFIX_CHARS = 200
 MAX_BODY_BYTES = 256 * 1024  # larger request bodies get 413
-
-
-def modes() -> tuple[str, ...]:
-    """Return the search modes the engine knows ("dense", "bm25", and "hybrid" where available)."""
-    return tuple(engine_module.MODES)
 
 
 # -- request and response models -----------------------------------------------------------------
@@ -67,10 +56,10 @@ def _check_top_k(v: int) -> int:
 
 
 def _check_mode(v: str) -> str:
-    if v not in modes():
+    if v not in MODES:
         raise PydanticCustomError(
             "mode_unknown", "unknown mode {mode}: choose one of {choices}",
-            {"mode": repr(v[:50]), "choices": ", ".join(modes())},
+            {"mode": repr(v[:50]), "choices": ", ".join(MODES)},
         )  # fmt: skip
     return v
 
@@ -96,7 +85,7 @@ class _Common(BaseModel):
 
     top_k: int = Field(10, description=_TOPK_DOC, json_schema_extra={"minimum": 1, "maximum": MAX_TOP_K})
     mode: str = Field("dense", description="dense (embeddings), bm25 (keywords) or hybrid (both)",
-                      json_schema_extra={"enum": list(modes())})  # fmt: skip
+                      json_schema_extra={"enum": list(MODES)})  # fmt: skip
     prefix: str | None = Field(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS})
 
     @field_validator("top_k")
@@ -207,87 +196,6 @@ class Problem(BaseModel):
     detail: str
 
 
-# -- micro-batching ------------------------------------------------------------------------------
-
-
-class BatchingEmbedder:
-    """Wrap an Embedder so concurrent small ``encode`` calls are merged into one model call.
-
-    One worker thread owns the model: it takes the first waiting request, adds every request queued
-    behind it (up to ``max_batch`` texts), encodes them together and hands each caller its rows. A lone
-    request waits for nobody; under load, requests that arrive while the model is busy share the next call.
-    """
-
-    def __init__(self, embedder, max_batch: int = 32):
-        self.inner = embedder
-        self.max_batch = max_batch
-        self.model_id, self.dim = embedder.model_id, embedder.dim
-        self.calls = 0  # model calls made
-        self.texts = 0  # texts encoded
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._closed = False
-
-    def __getattr__(self, name: str):
-        return getattr(self.inner, name)
-
-    def encode(self, texts, batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:
-        """Embed ``texts`` (shared model call for small requests); return ``(n, dim)`` float32 unit vectors."""
-        texts = list(texts)
-        if self._closed or len(texts) > self.max_batch or batch_size or progress:
-            return self.inner.encode(texts, batch_size=batch_size, progress=progress)
-        self._ensure_worker()
-        fut: Future = Future()
-        self._queue.put((texts, fut))
-        return fut.result()
-
-    def _ensure_worker(self) -> None:
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._work, name="searchkit-encoder", daemon=True)
-                    self._thread.start()
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            jobs = [item]
-            n = len(item[0])
-            while n < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)  # finish this batch, then stop
-                    break
-                jobs.append(nxt)
-                n += len(nxt[0])
-            texts = [t for job, _ in jobs for t in job]
-            try:
-                vecs = self.inner.encode(texts) if texts else np.zeros((0, self.dim), np.float32)
-            except BaseException as e:  # hand the error to every waiting caller
-                for _, fut in jobs:
-                    fut.set_exception(e)
-                continue
-            self.calls += 1
-            self.texts += len(texts)
-            start = 0
-            for job, fut in jobs:
-                fut.set_result(vecs[start : start + len(job)])
-                start += len(job)
-
-    def close(self) -> None:
-        """Stop the worker thread (later calls encode directly)."""
-        self._closed = True
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=5)
-
-
 # -- the app -------------------------------------------------------------------------------------
 
 
@@ -306,12 +214,63 @@ def _validation_errors(errors) -> list[dict]:
     return out
 
 
-class _State:
-    def __init__(self) -> None:
+def _hit(h: Hit) -> dict:
+    """Return a hit as a JSON-ready dict (a float score, plain strings)."""
+    return {"id": h.id, "score": float(h.score), "title": h.title, "text": h.text}
+
+
+class _Service:
+    """What the routes share: the engine once loaded (with cache and micro-batching attached) and its status."""
+
+    def __init__(self, cache: QueryCache, micro_batch: bool) -> None:
+        self.cache, self.micro_batch = cache, micro_batch
         self.engine: SearchEngine | None = None
+        self.batcher: BatchingEmbedder | None = None
         self.status = "loading"
         self.error: str | None = None
-        self.prefix_native = False
+
+    def attach(self, engine: SearchEngine) -> None:
+        """Serve a shallow copy of ``engine`` with the cache (and the micro-batching encoder) attached."""
+        eng = copy.copy(engine)
+        if self.micro_batch:
+            self.batcher = BatchingEmbedder(eng.embedder)
+            eng.embedder = self.batcher
+        eng.cache = self.cache
+        self.engine, self.status = eng, "ready"
+
+    def load(self, loader: Callable[[], SearchEngine]) -> None:
+        """Attach the engine ``loader()`` returns; a failure is kept for /health (the CLI loads before serving)."""
+        try:
+            self.attach(loader())
+        except Exception as e:
+            self.status, self.error = "failed", f"{type(e).__name__}: {e}".splitlines()[0]
+
+    def close(self) -> None:
+        """Stop the encoder worker and close the cache."""
+        if self.batcher is not None:
+            self.batcher.close()
+        self.cache.close()
+
+    def search(self, queries: list[str], top_k: int, mode: str, prefix: str | None) -> EngineResult:
+        """Answer ``queries``, or raise :class:`NotReadyError` while the engine is loading or failed."""
+        if self.engine is None:
+            raise NotReadyError(self.error or "the index is still loading: retry in a few seconds")
+        return self.engine.search_timed(queries, top_k, prefix=prefix, settings=SearchSettings(mode=mode))  # type: ignore[arg-type]
+
+    def health(self, cache_stats: dict) -> tuple[Health, int]:
+        """Return the /health body and its status code (200 when ready, else 503)."""
+        eng = self.engine
+        body = Health(status=self.status, ready=eng is not None, modes=list(MODES), error=self.error, cache=cache_stats)
+        if eng is None:
+            return body, 503
+        body.model, body.dim, body.documents = eng.embedder.model_id, eng.embedder.dim, len(eng.corpus)
+        body.index = {"factory": eng.index.factory, "metric": eng.index.metric, "vectors": len(eng.index),
+                      "bm25": eng.bm25 is not None}  # fmt: skip
+        body.modes = eng.modes()
+        if self.batcher is not None:
+            b = self.batcher
+            body.encoder = {"calls": b.calls, "texts": b.texts, "max_batch": b.max_batch}
+        return body, 200
 
 
 def create_app(
@@ -329,34 +288,14 @@ def create_app(
     """
     if engine is None and loader is None:
         raise InputError("create_app needs an engine or a loader: pass SearchEngine.build(corpus) or a function")
-    state = _State()
-    cache = cache if cache is not None else make_cache()
-    batcher: list[BatchingEmbedder] = []
-
-    def attach(eng: SearchEngine) -> None:
-        eng = copy.copy(eng)
-        if micro_batch:
-            b = BatchingEmbedder(eng.embedder)
-            batcher.append(b)
-            eng.embedder = b
-        eng.cache = cache
-        state.prefix_native = "prefix" in inspect.signature(eng.search_many).parameters
-        state.engine, state.status = eng, "ready"
-
-    def load() -> None:
-        try:
-            attach(loader())  # type: ignore[misc]
-        except Exception as e:  # reported by /health; the CLI loads before serving, so it fails fast instead
-            state.status, state.error = "failed", f"{type(e).__name__}: {e}".splitlines()[0]
+    service = _Service(cache if cache is not None else make_cache(), micro_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if state.engine is None and loader is not None:
-            threading.Thread(target=load, name="searchkit-loader", daemon=True).start()
+        if service.engine is None and loader is not None:
+            threading.Thread(target=service.load, args=(loader,), name="searchkit-loader", daemon=True).start()
         yield
-        for b in batcher:
-            b.close()
-        cache.close()
+        service.close()
 
     app = FastAPI(
         title="searchkit",
@@ -366,11 +305,18 @@ def create_app(
         responses={422: {"description": "invalid input: the message says which value and how to fix it"}},
     )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.state.searchkit = state
-    app.state.cache = cache
-    app.state.batchers = batcher
+    app.state.searchkit = service
+    app.state.cache = service.cache
     if engine is not None:
-        attach(engine)
+        service.attach(engine)
+    _add_error_handlers(app)
+    _add_search_routes(app, service, max_body_bytes)
+    _add_health_route(app, service)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Answer every error with JSON: 422 with a list of messages for bad input, else one ``detail`` line."""
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -383,6 +329,10 @@ def create_app(
             detail = "body could not be parsed as JSON (nested too deeply, or not UTF-8?): send a flat JSON object"
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(NotReadyError)
+    async def _on_not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
+        return _problem(503, f"not ready: {exc}")
+
     @app.exception_handler(SearchkitError)
     async def _on_searchkit(request: Request, exc: SearchkitError) -> JSONResponse:
         return JSONResponse(
@@ -393,31 +343,9 @@ def create_app(
     async def _on_error(request: Request, exc: Exception) -> JSONResponse:
         return _problem(500, f"internal error ({type(exc).__name__}); the server log has details")
 
-    def ready_engine() -> SearchEngine:
-        if state.engine is None:
-            raise _NotReady(state.error or "the index is still loading: retry in a few seconds")
-        return state.engine
 
-    @app.exception_handler(_NotReady)
-    async def _on_not_ready(request: Request, exc: _NotReady) -> JSONResponse:
-        return _problem(503, f"not ready: {exc}")
-
-    def run(queries: list[str], top_k: int, mode: str, prefix: str | None) -> tuple[list[list[Hit]], dict]:
-        eng = ready_engine()
-        stats: dict = {}
-        t0 = time.perf_counter()
-        if prefix and state.prefix_native:
-            hits = eng.search_many(queries, top_k, mode, stats=stats, prefix=prefix)  # type: ignore[call-arg]
-        elif prefix:
-            hits = _search_prefix_fallback(eng, queries, top_k, mode, prefix, stats)
-        else:
-            hits = eng.search_many(queries, top_k, mode, stats=stats)  # type: ignore[arg-type]
-        total = (time.perf_counter() - t0) * 1000
-        embed = stats.get("embed_ms", 0.0)
-        stats["timings"] = {"embed": round(embed, 3), "search": round(max(total - embed, 0.0), 3), "total": round(total, 3)}
-        stats.setdefault("cached", [False] * len(queries))
-        return hits, stats
-
+def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int) -> None:
+    """Add ``POST /search``, ``GET /search`` and ``POST /search/batch``."""
     err = {
         400: {"model": Problem, "description": "body is not JSON the server can parse (too deeply nested, not UTF-8)"},
         413: {"model": Problem, "description": f"request body over {max_body_bytes} bytes"},
@@ -428,10 +356,10 @@ def create_app(
     @app.post("/search", response_model=SearchResponse, responses=err, summary="Search with one query")
     def search(req: SearchRequest) -> JSONResponse:
         """Return the ``top_k`` best documents for ``query``."""
-        hits, stats = run([req.query], req.top_k, req.mode, req.prefix)
+        res = service.search([req.query], req.top_k, req.mode, req.prefix)
         return JSONResponse({
-            "query": req.query, "mode": req.mode, "results": [_hit(h) for h in hits[0]],
-            "timings_ms": stats["timings"], "cached": bool(stats["cached"][0]),
+            "query": req.query, "mode": req.mode, "results": [_hit(h) for h in res.hits[0]],
+            "timings_ms": res.timings.as_dict(), "cached": bool(res.cached[0]),
         })  # fmt: skip  (built directly: the response model documents it, re-validating it costs time)
 
     @app.get("/search", response_model=SearchResponse, responses=err, summary="Search from a browser or curl")
@@ -440,62 +368,51 @@ def create_app(
                        json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS}),
         top_k: str = Query("10", description=_TOPK_DOC,  # a string, so a bad value gets our message
                            json_schema_extra={"pattern": "^(100|[1-9][0-9]?)$"}),
-        mode: str = Query("dense", description="dense, bm25 or hybrid", json_schema_extra={"enum": list(modes())}),
+        mode: str = Query("dense", description="dense, bm25 or hybrid", json_schema_extra={"enum": list(MODES)}),
         prefix: str | None = Query(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS}),
     ) -> JSONResponse:
         """Like ``POST /search``, with the parameters in the URL: ``/search?q=read+a+csv+file&top_k=5``."""
-        try:
-            k = int(top_k)
-        except ValueError:
-            raise RequestValidationError(
-                [{"loc": ("query", "top_k"), "msg": f"top_k is {top_k[:20]!r}: give a whole number from 1 to {MAX_TOP_K}",
-                  "type": "int_parsing"}]  # fmt: skip
-            ) from None
-        try:
-            req = SearchRequest(query=q, top_k=k, mode=mode, prefix=prefix)
-        except ValidationError as e:
-            raise RequestValidationError(
-                [{**x, "loc": ("query", {"query": "q"}.get(str(x["loc"][0]), x["loc"][0]))} for x in e.errors()]
-            ) from None
-        return search(req)
+        return search(_request_from_url(q, top_k, mode, prefix))
 
     @app.post("/search/batch", response_model=BatchResponse, responses=err, summary="Search with many queries")
     def search_batch(req: BatchRequest) -> JSONResponse:
         """Answer up to 64 queries with one encoder call; results come in the order of ``queries``."""
-        hits, stats = run(req.queries, req.top_k, req.mode, req.prefix)
+        res = service.search(req.queries, req.top_k, req.mode, req.prefix)
         return JSONResponse({
-            "mode": req.mode, "results": [[_hit(h) for h in row] for row in hits],
-            "timings_ms": stats["timings"], "cached": [bool(c) for c in stats["cached"]],
+            "mode": req.mode, "results": [[_hit(h) for h in row] for row in res.hits],
+            "timings_ms": res.timings.as_dict(), "cached": [bool(c) for c in res.cached],
         })  # fmt: skip
+
+
+def _request_from_url(q: str, top_k: str, mode: str, prefix: str | None) -> SearchRequest:
+    """Return the SearchRequest of ``GET /search`` parameters; bad ones raise a 422 naming the URL parameter."""
+    try:
+        k = int(top_k)
+    except ValueError:
+        raise RequestValidationError(
+            [{"loc": ("query", "top_k"), "msg": f"top_k is {top_k[:20]!r}: give a whole number from 1 to {MAX_TOP_K}",
+              "type": "int_parsing"}]  # fmt: skip
+        ) from None
+    try:
+        return SearchRequest(query=q, top_k=k, mode=mode, prefix=prefix)
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**x, "loc": ("query", {"query": "q"}.get(str(x["loc"][0]), x["loc"][0]))} for x in e.errors()]
+        ) from None
+
+
+def _add_health_route(app: FastAPI, service: _Service) -> None:
+    """Add ``GET /health``."""
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}}, summary="Readiness")
     async def health() -> JSONResponse:
         """Say whether the model and index are loaded (200) or not (503), and what is served."""
         # On the event loop, not in the worker threads /search fills up: a saturated /search must not queue it.
         # Only Redis stats may touch the network (a ping, 50 ms timeout): they go to a thread of their own.
+        cache = service.cache
         stats = await asyncio.to_thread(cache.stats) if isinstance(cache, RedisCache) else cache.stats()
-        eng = state.engine
-        body = Health(status=state.status, ready=eng is not None, modes=list(modes()), error=state.error,
-                      cache=stats)  # fmt: skip
-        if eng is not None:
-            body.model, body.dim, body.documents = eng.embedder.model_id, eng.embedder.dim, len(eng.corpus)
-            body.index = {"factory": eng.index.factory, "metric": eng.index.metric, "vectors": len(eng.index),
-                          "bm25": eng.bm25 is not None}  # fmt: skip
-            body.modes = [m for m in modes() if m == "dense" or eng.bm25 is not None]
-            if batcher:
-                body.encoder = {"calls": batcher[-1].calls, "texts": batcher[-1].texts, "max_batch": batcher[-1].max_batch}
-        return JSONResponse(body.model_dump(), status_code=200 if eng is not None else 503)
-
-    return app
-
-
-class _NotReady(Exception):
-    pass
-
-
-def _hit(h: Hit) -> dict:
-    """Return a hit as a JSON-ready dict (a float score, plain strings)."""
-    return {"id": h.id, "score": float(h.score), "title": h.title, "text": h.text}
+        body, status = service.health(stats)
+        return JSONResponse(body.model_dump(), status_code=status)
 
 
 class BodyLimit:
@@ -540,204 +457,3 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
-
-
-def _search_prefix_fallback(eng: SearchEngine, queries, k: int, mode: str, prefix: str, stats: dict):
-    """Filter hits by id prefix when the engine cannot: search deeper, keep the matching ids."""
-    depth = min(len(eng.corpus), max(k * 50, 1000))
-    rows = eng.search_many(queries, depth, mode, stats=stats)  # type: ignore[arg-type]
-    return [[h for h in row if h.id.startswith(prefix)][:k] for row in rows]
-
-
-# -- running it ----------------------------------------------------------------------------------
-
-
-def set_compute_threads(n: int = 1) -> None:
-    """Set the threads torch and faiss use per call (process-wide); a server wants 1: requests give the parallelism.
-
-    With several threads each, the encoder's OpenMP workers spin and wait for one another; on a busy
-    2-core machine that turned a 6 ms query embedding into seconds.
-    """
-    import faiss
-    import torch
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputError(f"threads must be a positive integer, got {n!r}")
-    torch.set_num_threads(n)
-    faiss.omp_set_num_threads(n)
-
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-class BackgroundServer:
-    """Serve an app with uvicorn in a background thread: ``with BackgroundServer(app) as srv: srv.url``."""
-
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int | None = None, log_level: str = "warning"):
-        import uvicorn
-
-        self.host, self.port = host, port or free_port(host)
-        self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=5)  # fmt: skip
-        self.server = uvicorn.Server(config)
-        self.thread: threading.Thread | None = None
-
-    def start(self, timeout_s: float = 30.0) -> BackgroundServer:
-        """Start serving; return once the port accepts connections (or raise after ``timeout_s``)."""
-        self.thread = threading.Thread(target=self.server.run, name="searchkit-server", daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise SearchkitError(f"the server on {self.url} stopped at start-up: is port {self.port} taken?")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise SearchkitError(f"the server on {self.url} did not start within {timeout_s} s")
-            time.sleep(0.01)
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Ask uvicorn to finish open requests and exit; wait for the thread."""
-        self.server.should_exit = True
-        if self.thread is not None:
-            self.thread.join(timeout_s)
-
-    def __enter__(self) -> BackgroundServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        running = self.thread is not None and self.thread.is_alive()
-        return f"BackgroundServer({self.url}, {'running' if running else 'stopped'})"
-
-
-def serve_in_background(engine: SearchEngine, port: int | None = None, **app_kw) -> BackgroundServer:
-    """Start the app for ``engine`` on a free loopback port in a background thread; call ``.stop()`` to end it."""
-    return BackgroundServer(create_app(engine, **app_kw), port=port).start()
-
-
-def load_engine(
-    corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
-    progress: bool | None = None,
-) -> SearchEngine:  # fmt: skip
-    """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.
-
-    Checks come first and fail with one line naming the fix: a missing or damaged index, one built with
-    another model or dimension, or one whose ids are not documents of ``corpus``.
-    """
-    from .datasets import load_dataset
-    from .embed import default_embedder
-    from .errors import SearchIndexError
-    from .index import VectorIndex, read_manifest
-    from .lexical import BM25
-
-    if index_dir is not None:
-        read_manifest(index_dir)  # a missing or unreadable index fails before the model loads
-    docs = load_dataset(corpus).corpus
-    embedder = default_embedder()
-    if index_dir is None:
-        return SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
-    index = VectorIndex.load(index_dir, model_id=embedder.model_id, dim=embedder.dim)
-    unknown = [d for d in index.ids if d is not None and d not in docs]
-    if unknown:
-        raise SearchIndexError(
-            f"index in {index_dir} holds {len(unknown)} ids that are not documents of {corpus!r} "
-            f"(e.g. {unknown[0]!r}): build it from this corpus with "
-            f"python -m searchkit build --corpus {corpus} --out {index_dir}"
-        )
-    return SearchEngine(docs, embedder, index, BM25(docs.ids, docs.full_texts()) if bm25 else None)
-
-
-# -- measuring it --------------------------------------------------------------------------------
-
-
-def load_test(url: str, queries: list[str], clients: int = 1, top_k: int = 10, path: str = "/search") -> dict:
-    """POST each query once from ``clients`` threads (one keep-alive connection each).
-
-    Return ``{"lat_ms": (n,) array, "wall_s", "rps", "errors", "cached", "p50", "p95", "p99"}``: latency as
-    the client sees it, in ms; ``errors`` counts non-200 answers and failed connections.
-    """
-    import http.client
-    import json
-    from urllib.parse import urlsplit
-
-    if clients < 1:
-        raise InputError(f"clients must be at least 1, got {clients}")
-    parts = urlsplit(url)
-    lat = np.zeros(len(queries))
-    server_ms = np.full(len(queries), np.nan)  # the app's own timings_ms.total
-    errors, cached, cursor = [0], [0], [0]
-    lock = threading.Lock()
-
-    def connect():
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-
-    def worker() -> None:
-        conn = connect()
-        while True:
-            with lock:
-                i = cursor[0]
-                cursor[0] += 1
-            if i >= len(queries):
-                break
-            body = json.dumps({"query": queries[i], "top_k": top_k})
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", path, body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                data = resp.read()
-                ok, hit = resp.status == 200, b'"cached":true' in data
-                m = _TOTAL.search(data)
-                if m:
-                    server_ms[i] = float(m.group(1))
-            except (OSError, http.client.HTTPException):
-                ok, hit = False, False
-                conn.close()
-                conn = connect()
-            lat[i] = (time.perf_counter() - t0) * 1000
-            with lock:
-                errors[0] += not ok
-                cached[0] += hit
-        conn.close()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    p50, p95, p99 = (float(v) for v in np.percentile(lat, [50, 95, 99])) if len(lat) else (0.0, 0.0, 0.0)
-    srv = server_ms[np.isfinite(server_ms)]
-    s50, s99 = (float(v) for v in np.percentile(srv, [50, 99])) if len(srv) else (float("nan"),) * 2
-    return {"lat_ms": lat, "wall_s": wall, "rps": len(queries) / wall if wall else 0.0, "errors": errors[0],
-            "cached": cached[0], "p50": p50, "p95": p95, "p99": p99, "server_p50": s50, "server_p99": s99}  # fmt: skip
-
-
-_TOTAL = __import__("re").compile(rb'"total":\s*([0-9.]+)')
-
-
-def plot_latency(rows: list[dict], title: str = "Search latency over HTTP"):
-    """Bar chart of p50/p95/p99 (ms, log scale) per scenario; ``rows`` carry "label", "p50", "p95", "p99"."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    x = np.arange(len(rows))
-    for j, q in enumerate(("p50", "p95", "p99")):
-        ax.bar(x + (j - 1) * 0.27, [r[q] for r in rows], width=0.27, label=q)
-    ax.set_xticks(x, [r["label"] for r in rows])
-    ax.set_yscale("log")
-    ax.set_ylabel("latency per request (ms, log scale)")
-    ax.set_xlabel("scenario (query kind, concurrent clients)")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    return fig

@@ -1,7 +1,8 @@
-"""Measure indexes: exact ground truth, recall@k, latency percentiles, parameter sweeps, Pareto frontiers, plots."""
+"""Measure search: exact ground truth, recall@k, latency percentiles, sweeps, Pareto frontiers, HTTP load, plots."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -377,3 +378,87 @@ def format_rows(rows: Sequence[dict], floats: str = ".3g") -> str:
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
     return "\n".join([line(keys), line(["-" * w for w in widths]), *(line(c) for c in cells)])
+
+
+# -- over HTTP -----------------------------------------------------------------------------------
+
+_SERVER_TOTAL = re.compile(rb'"total":\s*([0-9.]+)')
+
+
+def load_test(url: str, queries: list[str], clients: int = 1, top_k: int = 10, path: str = "/search") -> dict:
+    """POST each query once from ``clients`` threads (one keep-alive connection each).
+
+    Return ``{"lat_ms": (n,) array, "wall_s", "rps", "errors", "cached", "p50", "p95", "p99", "server_p50",
+    "server_p99"}``: latency as the client sees it, in ms (``server_*``: the app's own ``timings_ms.total``);
+    ``errors`` counts non-200 answers and failed connections.
+    """
+    import http.client
+    import json
+    import threading
+    from urllib.parse import urlsplit
+
+    if isinstance(clients, bool) or not isinstance(clients, int) or clients < 1:
+        raise InputError(f"clients must be at least 1, got {clients!r}")
+    parts = urlsplit(url)
+    lat = np.zeros(len(queries))
+    server_ms = np.full(len(queries), np.nan)
+    ok = np.zeros(len(queries), dtype=bool)
+    cached = np.zeros(len(queries), dtype=bool)
+    todo = iter(range(len(queries)))
+    lock = threading.Lock()
+
+    def connect() -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+
+    def worker() -> None:
+        conn = connect()
+        while (i := next_index()) is not None:
+            body = json.dumps({"query": queries[i], "top_k": top_k})
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()
+                ok[i], cached[i] = resp.status == 200, b'"cached":true' in data
+                if m := _SERVER_TOTAL.search(data):
+                    server_ms[i] = float(m.group(1))
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = connect()
+            lat[i] = (time.perf_counter() - t0) * 1000
+        conn.close()
+
+    def next_index() -> int | None:
+        with lock:
+            return next(todo, None)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
+    with Timer() as wall:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    p = percentiles(lat) if len(lat) else {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    srv = server_ms[np.isfinite(server_ms)]
+    s = percentiles(srv, (50, 99)) if len(srv) else {"p50": float("nan"), "p99": float("nan")}
+    return {"lat_ms": lat, "wall_s": wall.s, "rps": len(queries) / wall.s if wall.s else 0.0,
+            "errors": int((~ok).sum()), "cached": int(cached.sum()), **p,
+            "server_p50": s["p50"], "server_p99": s["p99"]}  # fmt: skip
+
+
+def plot_latency(rows: list[dict], title: str = "Search latency over HTTP"):
+    """Bar chart of p50/p95/p99 (ms, log scale) per scenario; ``rows`` carry "label", "p50", "p95", "p99"."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(rows))
+    for j, q in enumerate(("p50", "p95", "p99")):
+        ax.bar(x + (j - 1) * 0.27, [r[q] for r in rows], width=0.27, label=q)
+    ax.set_xticks(x, [r["label"] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("latency per request (ms, log scale)")
+    ax.set_xlabel("scenario (query kind, concurrent clients)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -54,7 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Load (or build) the index, then serve the search app with uvicorn until Ctrl-C."""
     import uvicorn
 
-    from .app import create_app, load_engine, set_compute_threads
+    from .app import create_app
+    from .engine import load_engine
+    from .server import set_compute_threads
 
     engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory)  # fails fast on a bad index
     set_compute_threads(args.threads)  # after the build: embedding a corpus uses every core

@@ -1,23 +1,50 @@
-"""The search engine: corpus + embedder + vector index (+ BM25), answering queries with documents."""
+"""The search engine: corpus + embedder + vector index (+ BM25), answering queries with documents.
+
+How to search travels with each call as a frozen :class:`SearchSettings`; every call returns an
+:class:`EngineResult` (hits, per-stage timings, cache flags), so two configurations can share one engine.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal, get_args
 
 import numpy as np
 
 from .cache import QueryCache, cache_key, normalize_query
-from .datasets import Corpus
+from .datasets import Corpus, load_dataset
 from .embed import Embedder, default_embedder
-from .errors import InputError
-from .fusion import FUSIONS, fuse
-from .index import VectorIndex
+from .errors import InputError, SearchIndexError
+from .fusion import FUSIONS, Fusion, fuse
+from .index import VectorIndex, read_manifest
 from .lexical import BM25
 
 Mode = Literal["dense", "bm25", "hybrid"]
-MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
+MODES: tuple[str, ...] = get_args(Mode)
+_NO_BM25 = {
+    "bm25": "this engine has no BM25 index: build it with bm25=True",
+    "hybrid": "hybrid mode needs a BM25 index: build the engine with bm25=True",
+}
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How to answer a query: mode, fusion of BM25 and dense lists (hybrid), and faiss search parameters."""
+
+    mode: Mode = "dense"
+    fusion: Fusion = "rrf"
+    weights: tuple[float, float] | None = None  # hybrid: (bm25, dense) weights; None = equal
+    rrf_k: int = 60  # the k of reciprocal rank fusion
+    hybrid_depth: int = 100  # hybrid: fuse the top hybrid_depth of each list
+    nprobe: int | None = None  # IVF cells visited (None: the index's own setting)
+    ef_search: int | None = None  # HNSW candidate list size (None: the index's own setting)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
+        if self.fusion not in FUSIONS:
+            raise InputError(f"unknown fusion {self.fusion!r}: choose one of {', '.join(FUSIONS)}")
 
 
 @dataclass
@@ -34,21 +61,45 @@ class Hit:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class StageTimings:
+    """Where the time of one call went, in milliseconds: query embedding (or cache lookup), search, whole call."""
+
+    embed_ms: float
+    search_ms: float
+    total_ms: float
+
+    def as_dict(self, digits: int = 3) -> dict[str, float]:
+        """Return ``{"embed", "search", "total"}`` in ms, rounded to ``digits`` decimals."""
+        return {"embed": round(self.embed_ms, digits), "search": round(self.search_ms, digits),
+                "total": round(self.total_ms, digits)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """The answer to a batch of queries: hits per query, timings, and which query vectors came from the cache.
+
+    ``partial`` and ``failed_shards`` say when an index split into shards answered without some of them.
+    """
+
+    hits: list[list[Hit]]
+    timings: StageTimings
+    cached: list[bool]
+    partial: bool = False
+    failed_shards: tuple[str, ...] = field(default=())
+
+
 class SearchEngine:
     """Answer text queries over a corpus with dense vectors, BM25, or both."""
 
     def __init__(self, corpus: Corpus, embedder: Embedder, index: VectorIndex, bm25: BM25 | None = None):
         if index.model_id not in (None, embedder.model_id):
-            raise InputError(
+            raise SearchIndexError(
                 f"index was built with model {index.model_id!r} but the embedder is {embedder.model_id!r}: "
-                "use the same model for both"
+                "use the same model for both (rebuild the index with this embedder, or load that model)"
             )
         self.corpus, self.embedder, self.index, self.bm25 = corpus, embedder, index, bm25
         self.cache: QueryCache | None = None  # query-embedding cache (searchkit.cache), set by the app
-        self.search_params = None  # faiss.SearchParameters passed to every vector search (nprobe, efSearch)
-        # hybrid mode: fuse the top `hybrid_depth` of BM25 and of dense search ("rrf", "minmax" or "zscore")
-        self.fusion, self.rrf_k, self.hybrid_depth = "rrf", 60, 100
-        self.hybrid_weights: tuple[float, float] | None = None  # (bm25, dense); None = equal
 
     @classmethod
     def build(
@@ -62,15 +113,16 @@ class SearchEngine:
         """Embed ``corpus`` (cached on disk), index it with faiss ``factory`` and, if asked, BM25."""
         embedder = embedder or default_embedder()
         xb = embedder.encode_cached(corpus.embedding_texts(), progress=progress)
-        index = VectorIndex(embedder.dim, factory, model_id=embedder.model_id)
-        if not index.is_trained:
-            index.train(xb)
-        index.add(corpus.ids, xb)
+        index = VectorIndex.build(corpus.ids, xb, factory, model_id=embedder.model_id)
         lexical = BM25(corpus.ids, corpus.full_texts()) if bm25 else None
         return cls(corpus, embedder, index, lexical)
 
     def __repr__(self) -> str:
         return f"SearchEngine({len(self.corpus)} docs, index={self.index.factory!r}, model={self.embedder.model_id!r})"
+
+    def modes(self) -> list[str]:
+        """Return the modes this engine can answer: dense, and bm25/hybrid when it has a BM25 index."""
+        return [m for m in MODES if m == "dense" or self.bm25 is not None]
 
     def _hits(self, pairs) -> list[Hit]:
         c = self.corpus
@@ -81,13 +133,56 @@ class SearchEngine:
         return out
 
     def search(
-        self, query: str, k: int = 10, mode: Mode = "dense", prefix: str | None = None, fusion: str | None = None
+        self,
+        query: str,
+        k: int = 10,
+        mode: Mode | None = None,
+        prefix: str | None = None,
+        fusion: Fusion | None = None,
+        settings: SearchSettings | None = None,
     ) -> list[Hit]:
-        """Return the top ``k`` hits for ``query`` by ``mode`` (dense, bm25, hybrid), ids starting with ``prefix``."""
-        return self.search_many([query], k, mode, prefix=prefix, fusion=fusion)[0]
+        """Return the top ``k`` hits for ``query`` (ids starting with ``prefix``); ``mode``/``fusion`` override ``settings``."""
+        return self.search_many([query], k, mode, prefix=prefix, fusion=fusion, settings=settings)[0]
 
-    def encode_queries(self, queries: list[str], stats: dict | None = None) -> np.ndarray:
-        """Embed ``queries`` as ``(n, dim)`` float32, reusing ``self.cache``; fill ``stats`` (embed_ms, cached)."""
+    def search_many(
+        self,
+        queries: list[str],
+        k: int = 10,
+        mode: Mode | None = None,
+        prefix: str | None = None,
+        fusion: Fusion | None = None,
+        settings: SearchSettings | None = None,
+    ) -> list[list[Hit]]:
+        """Answer several queries at once (one encoder call for all of them); see :meth:`search_timed`."""
+        s = settings or SearchSettings()
+        if mode is not None or fusion is not None:
+            s = replace(s, mode=mode or s.mode, fusion=fusion or s.fusion)
+        return self.search_timed(queries, k, s, prefix).hits
+
+    def search_timed(
+        self, queries: list[str], k: int = 10, settings: SearchSettings | None = None, prefix: str | None = None
+    ) -> EngineResult:
+        """Answer ``queries`` by ``settings`` (ids starting with ``prefix``): hits, per-stage timings, cache flags."""
+        t0 = time.perf_counter()
+        s = settings or SearchSettings()
+        for i, q in enumerate(queries):
+            if not isinstance(q, str) or not q.strip():
+                raise InputError(f"query {i} is {q!r}: give a non-empty string")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InputError(f"k must be a positive integer, got {k!r}")
+        if s.mode != "dense" and self.bm25 is None:
+            raise InputError(_NO_BM25[s.mode])
+        cached, embed_ms = [False] * len(queries), 0.0
+        if s.mode == "bm25":
+            hits = [self._hits(self.bm25.search(q, k, mask=self._mask(prefix))) for q in queries]  # type: ignore[union-attr]
+        else:
+            xq, cached, embed_ms = self.encode_queries(queries)
+            hits = self._dense(xq, k, s, prefix) if s.mode == "dense" else self._hybrid(queries, xq, k, s, prefix)
+        total = (time.perf_counter() - t0) * 1000
+        return EngineResult(hits, StageTimings(embed_ms, max(total - embed_ms, 0.0), total), cached)
+
+    def encode_queries(self, queries: list[str]) -> tuple[np.ndarray, list[bool], float]:
+        """Embed ``queries`` reusing ``self.cache``; return ``(n, dim)`` float32, cache flags, and ms spent."""
         t0 = time.perf_counter()
         texts = [normalize_query(q) for q in queries]
         xq = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
@@ -102,58 +197,56 @@ class SearchEngine:
             xq[todo] = self.embedder.encode([texts[i] for i in todo])
             for i in todo if self.cache is not None else []:
                 self.cache.put(keys[i], xq[i])  # type: ignore[union-attr]
-        if stats is not None:
-            stats["embed_ms"] = stats.get("embed_ms", 0.0) + (time.perf_counter() - t0) * 1000
-            stats["cached"] = cached
-        return xq
+        return xq, cached, (time.perf_counter() - t0) * 1000
 
-    def search_many(
-        self,
-        queries: list[str],
-        k: int = 10,
-        mode: Mode = "dense",
-        stats: dict | None = None,
-        prefix: str | None = None,
-        fusion: str | None = None,
-    ) -> list[list[Hit]]:
-        """Answer several queries at once (one encoder call for all of them)."""
-        for i, q in enumerate(queries):
-            if not isinstance(q, str) or not q.strip():
-                raise InputError(f"query {i} is {q!r}: give a non-empty string")
-        if mode == "dense":
-            xq = self.encode_queries(queries, stats)
-            res = self.index.search(xq, k, params=self.search_params, prefix=prefix)
-            return [self._hits(zip(ids, scores)) for ids, scores in zip(res.ids, res.scores)]
-        if mode == "bm25":
-            if self.bm25 is None:
-                raise InputError("this engine has no BM25 index: build it with bm25=True")
-            mask = None if prefix is None else np.array([d.startswith(prefix) for d in self.bm25.ids])
-            return [self._hits(self.bm25.search(q, k, mask=mask)) for q in queries]
-        if mode == "hybrid":
-            return self._hybrid(queries, k, fusion or self.fusion, stats, prefix)
-        raise InputError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    def _mask(self, prefix: str | None) -> np.ndarray | None:
+        """Return the BM25 rows whose id starts with ``prefix`` (None: every row)."""
+        return None if prefix is None else np.array([d.startswith(prefix) for d in self.bm25.ids])  # type: ignore[union-attr]
+
+    def _dense(self, xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None) -> list[list[Hit]]:
+        res = self.index.search(xq, k, nprobe=s.nprobe, ef_search=s.ef_search, prefix=prefix)
+        return [self._hits(zip(ids, scores)) for ids, scores in zip(res.ids, res.scores)]
 
     def _hybrid(
-        self, queries: list[str], k: int, fusion: str, stats: dict | None, prefix: str | None
+        self, queries: list[str], xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None
     ) -> list[list[Hit]]:
-        """Fuse the top ``hybrid_depth`` BM25 and dense results of each query (searchkit.fusion)."""
-        if self.bm25 is None:
-            raise InputError("hybrid mode needs a BM25 index: build the engine with bm25=True")
-        if fusion not in FUSIONS:
-            raise InputError(f"unknown fusion {fusion!r}: choose one of {', '.join(FUSIONS)}")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
-        depth = max(int(k), int(self.hybrid_depth))
-        xq = self.encode_queries(queries, stats)
-        dense = self.index.search(xq, depth, params=self.search_params, prefix=prefix)
-        mask = None if prefix is None else np.array([d.startswith(prefix) for d in self.bm25.ids])
+        """Fuse the top ``s.hybrid_depth`` BM25 and dense results of each query (searchkit.fusion)."""
+        depth = max(int(k), int(s.hybrid_depth))
+        dense = self.index.search(xq, depth, nprobe=s.nprobe, ef_search=s.ef_search, prefix=prefix)
+        mask = self._mask(prefix)
         out = []
         for q, ids, scores in zip(queries, dense.ids, dense.scores):
-            lists = [self.bm25.search(q, depth, mask=mask), list(zip(ids, scores))]
-            out.append(self._hits(fuse(lists, fusion, self.hybrid_weights, limit=int(k), rrf_k=self.rrf_k)))
+            lists = [self.bm25.search(q, depth, mask=mask), list(zip(ids, scores))]  # type: ignore[union-attr]
+            out.append(self._hits(fuse(lists, s.fusion, s.weights, limit=int(k), rrf_k=s.rrf_k)))
         return out
 
     def similarity(self, a: str, b: str) -> float:
         """Return the cosine similarity of two texts."""
         va, vb = self.embedder.encode([a, b])
         return float(np.dot(va, vb))
+
+
+def load_engine(
+    corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
+    progress: bool | None = None,
+) -> SearchEngine:  # fmt: skip
+    """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.
+
+    Checks come first and fail with one line naming the fix: a missing or damaged index, one built with
+    another model or dimension, or one whose ids are not documents of ``corpus``.
+    """
+    if index_dir is not None:
+        read_manifest(index_dir)  # a missing or unreadable index fails before the model loads
+    docs = load_dataset(corpus).corpus
+    embedder = default_embedder()
+    if index_dir is None:
+        return SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
+    index = VectorIndex.load(index_dir, model_id=embedder.model_id, dim=embedder.dim)
+    unknown = [d for d in index.ids if d is not None and d not in docs]
+    if unknown:
+        raise SearchIndexError(
+            f"index in {index_dir} holds {len(unknown)} ids that are not documents of {corpus!r} "
+            f"(e.g. {unknown[0]!r}): build it from this corpus with "
+            f"python -m searchkit build --corpus {corpus} --out {index_dir}"
+        )
+    return SearchEngine(docs, embedder, index, BM25(docs.ids, docs.full_texts()) if bm25 else None)

@@ -22,10 +22,16 @@ class DatasetError(SearchkitError):
 class SearchIndexError(SearchkitError):
     """An index is missing, damaged, untrained or built for another model."""
 
+
+class NotReadyError(SearchkitError):
+    """The service cannot answer yet: its index is still loading, or loading failed."""
+
+
 __all__ = [
     "SearchkitError",
     "InputError",
     "ModelNotFoundError",
     "DatasetError",
     "SearchIndexError",
+    "NotReadyError",
 ]

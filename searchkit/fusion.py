@@ -8,13 +8,15 @@ weights. A document missing from a list gets that list's lowest normalized score
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import numpy as np
 
 from .errors import InputError
 
 Ranking = Sequence[tuple[str, float]]
-FUSIONS: tuple[str, ...] = ("rrf", "minmax", "zscore")
+Fusion = Literal["rrf", "minmax", "zscore"]
+FUSIONS: tuple[str, ...] = get_args(Fusion)
 
 
 def _check_lists(rankings: Sequence[Ranking], weights: Sequence[float] | None) -> list[float]:
@@ -97,7 +99,7 @@ def score_fusion(
 
 def fuse(
     rankings: Sequence[Ranking],
-    method: str = "rrf",
+    method: Fusion = "rrf",
     weights: Sequence[float] | None = None,
     limit: int | None = None,
     rrf_k: int = 60,

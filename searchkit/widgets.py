@@ -7,12 +7,11 @@ without a browser: set ``box.query.value``, call ``box.search()``, read ``box.re
 from __future__ import annotations
 
 import html
-import time
 
 import ipywidgets as w
 
 from .cache import normalize_query
-from .engine import MODES, SearchEngine
+from .engine import MODES, SearchEngine, SearchSettings
 from .errors import InputError, SearchkitError
 
 LABELS = {"bm25": "BM25", "dense": "dense", "hybrid": "hybrid"}
@@ -26,7 +25,7 @@ class SearchBox:
         if (engine is None) == (url is None):
             raise InputError("give SearchBox an engine or the url of a running app (one of the two)")
         self.engine, self.url = engine, url.rstrip("/") if url else None
-        modes = [m for m in MODES if engine is None or m == "dense" or engine.bm25 is not None]
+        modes = engine.modes() if engine is not None else list(MODES)
         if mode not in modes:
             raise InputError(f"unknown mode {mode!r}: choose one of {', '.join(modes)}")
         self.query = w.Text(placeholder="search the docs, then press Enter", continuous_update=False,
@@ -76,13 +75,8 @@ class SearchBox:
                 raise InputError(f"the server answered {r.status_code}: {msg}")
             body = r.json()
             return body["results"], body["timings_ms"], body["cached"]
-        stats: dict = {}
-        t0 = time.perf_counter()
-        hits = self.engine.search_many([text], k, mode, stats=stats)[0]  # type: ignore[union-attr]
-        total = (time.perf_counter() - t0) * 1000
-        embed = stats.get("embed_ms", 0.0)
-        timings = {"embed": round(embed, 2), "search": round(total - embed, 2), "total": round(total, 2)}
-        return [h.to_dict() for h in hits], timings, bool(stats.get("cached", [False])[0])
+        res = self.engine.search_timed([text], k, settings=SearchSettings(mode=mode))  # type: ignore[union-attr]
+        return [h.to_dict() for h in res.hits[0]], res.timings.as_dict(digits=2), res.cached[0]
 
 
 def render(results: list[dict], timings_ms: dict[str, float], cached: bool = False) -> str:

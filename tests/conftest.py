@@ -55,7 +55,7 @@ def one_compute_thread():
     import faiss
     import torch
 
-    from searchkit.app import set_compute_threads
+    from searchkit.server import set_compute_threads
 
     before = torch.get_num_threads(), faiss.omp_get_max_threads()
     set_compute_threads(1)

@@ -10,11 +10,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from searchkit import engine as engine_module
-from searchkit.app import MAX_BODY_BYTES, BatchingEmbedder, create_app, modes, serve_in_background
+from searchkit.app import MAX_BODY_BYTES, create_app
+from searchkit.batching import BatchingEmbedder
 from searchkit.cache import LRUCache, RedisCache
 from searchkit.datasets import Corpus
-from searchkit.engine import SearchEngine
+from searchkit.engine import MODES, SearchEngine
+from searchkit.server import serve_in_background
 
 DOCS = {
     "os.remove": "Remove (delete) the file path.",
@@ -81,15 +82,21 @@ def test_batch_answers_in_order(client):
     assert len(out["cached"]) == 2 and set(out["timings_ms"]) == {"embed", "search", "total"}
 
 
-@pytest.mark.parametrize("mode", modes())
+@pytest.mark.parametrize("mode", MODES)
 def test_every_engine_mode_is_served(client, mode):
     r = client.post("/search", json={"query": "copy a file", "top_k": 2, "mode": mode})
     assert r.status_code == 200, r.text
     assert r.json()["results"], r.text
 
 
-def test_modes_come_from_the_engine():
-    assert modes() == tuple(engine_module.MODES)
+def test_an_engine_without_bm25_serves_dense_only(small_engine):
+    dense_only = SearchEngine(small_engine.corpus, small_engine.embedder, small_engine.index, None)
+    with TestClient(create_app(dense_only, cache=LRUCache(10))) as c:
+        assert c.get("/health").json()["modes"] == ["dense"]
+        r = c.post("/search", json={"query": "copy a file", "mode": "bm25"})
+        assert r.status_code == 422, r.text
+        assert msg(r) == "this engine has no BM25 index: build it with bm25=True"
+        assert c.post("/search", json={"query": "copy a file"}).status_code == 200
 
 
 def test_prefix_filter_keeps_one_module(client):
@@ -355,7 +362,7 @@ def test_app_with_redis_stopped_mid_test_keeps_answering(small_engine):
 
 
 def test_set_compute_threads_checks_its_argument():
-    from searchkit.app import set_compute_threads
+    from searchkit.server import set_compute_threads
     from searchkit.errors import InputError
 
     with pytest.raises(InputError, match="threads must be a positive integer, got 0"):

@@ -159,12 +159,10 @@ def test_engine_uses_the_cache_and_skips_the_encoder(pydocs_engine):
 
     eng = copy.copy(pydocs_engine)
     eng.cache = LRUCache(100)
-    s1: dict = {}
-    first = eng.search_many(["remove a directory tree"], 3, stats=s1)[0]
-    s2: dict = {}
-    again = eng.search_many(["  remove a   directory tree "], 3, stats=s2)[0]
-    assert s1["cached"] == [False] and s2["cached"] == [True]
-    assert [h.id for h in first] == [h.id for h in again]
+    first = eng.search_timed(["remove a directory tree"], 3)
+    again = eng.search_timed(["  remove a   directory tree "], 3)
+    assert first.cached == [False] and again.cached == [True]
+    assert [h.id for h in first.hits[0]] == [h.id for h in again.hits[0]]
     assert eng.cache.stats()["hits"] == 1 and eng.cache.stats()["misses"] == 1
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from searchkit.app import free_port
+from searchkit.server import free_port
 from searchkit.cli import main
 from searchkit.index import VectorIndex, read_manifest
 

@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from searchkit.app import serve_in_background
+from searchkit.server import serve_in_background
 from searchkit.cache import LRUCache
 
 THREADS = 32

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from searchkit.datasets import Corpus, Dataset
+from searchkit.engine import SearchSettings
 from searchkit.errors import InputError
 from searchkit.evaluate import ClickModel, System, evaluate_engine, evaluate_systems, interleave, team_draft
 
@@ -34,13 +35,12 @@ def test_hybrid_default_fusion_and_settings(pydocs_engine):
     rrf = pydocs_engine.search(q, k=5, mode="hybrid")
     assert rrf == pydocs_engine.search(q, k=5, mode="hybrid", fusion="rrf")
     assert max(h.score for h in rrf) <= 2 / 61  # RRF scores: at most 1/(60+1) from each list
-    old = pydocs_engine.hybrid_weights
-    try:
-        pydocs_engine.hybrid_weights = (0.0, 1.0)  # all weight on dense: dense order
-        dense = [h.id for h in pydocs_engine.search(q, k=5, mode="dense")]
-        assert [h.id for h in pydocs_engine.search(q, k=5, mode="hybrid")] == dense
-    finally:
-        pydocs_engine.hybrid_weights = old
+    dense = [h.id for h in pydocs_engine.search(q, k=5, mode="dense")]
+    all_dense = SearchSettings(mode="hybrid", weights=(0.0, 1.0))  # all weight on dense: dense order
+    assert [h.id for h in pydocs_engine.search(q, k=5, settings=all_dense)] == dense
+    all_bm25 = SearchSettings(mode="hybrid", weights=(1.0, 0.0))
+    assert [h.id for h in pydocs_engine.search(q, k=5, settings=all_bm25)] == [
+        h.id for h in pydocs_engine.search(q, k=5, mode="bm25")]
 
 
 def test_hybrid_bad_inputs(pydocs_engine):

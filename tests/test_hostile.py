@@ -25,7 +25,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from searchkit.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, create_app, serve_in_background
+from searchkit.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, create_app
+from searchkit.server import serve_in_background
 from searchkit.cache import LRUCache
 from searchkit.datasets import Corpus
 from searchkit.engine import SearchEngine

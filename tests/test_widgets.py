@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from searchkit.app import serve_in_background
+from searchkit.server import serve_in_background
 from searchkit.cache import LRUCache
 from searchkit.engine import MODES
 from searchkit.errors import InputError
