@@ -17,7 +17,8 @@ from .datasets import Corpus, load_dataset
 from .embed import Embedder, default_embedder
 from .errors import InputError, SearchIndexError
 from .fusion import FUSIONS, Fusion, fuse
-from .index import VectorIndex, read_manifest
+from .index import VectorIndex
+from .manifest import read_manifest
 from .lexical import BM25
 
 Mode = Literal["dense", "bm25", "hybrid"]
