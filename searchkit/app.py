@@ -24,6 +24,7 @@ from .batching import BatchingEmbedder
 from .cache import QueryCache, RedisCache, make_cache, normalize_query
 from .engine import MODES, EngineResult, Hit, SearchEngine, SearchSettings
 from .errors import InputError, NotReadyError, SearchkitError
+from .page import add_page
 
 MAX_QUERY_CHARS = 2000
 MAX_TOP_K = 100
@@ -312,6 +313,7 @@ def create_app(
     _add_error_handlers(app)
     _add_search_routes(app, service, max_body_bytes)
     _add_health_route(app, service)
+    add_page(app)  # the search page at / (searchkit/static)
     return app
 
 
