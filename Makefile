@@ -10,7 +10,7 @@ LEARNER := exercises
 # JupyterLab refuses to run as root (as in many containers) unless told to.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab solutions serve test exercises slides slides-tag clean
+.PHONY: setup lab solutions serve test exercises slides slides-tag screenshot clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ solutions: setup
 
 serve: setup
 	$(BIN)/python -m searchkit serve
+
+# docs/search-page.png: the search page with results, in Debian's headless chromium (apt-get install chromium)
+screenshot: setup
+	$(BIN)/python tools/screenshot.py docs/search-page.png
 
 test: setup
 	$(BIN)/python -m pytest --nbval --nbval-sanitize-with tests/sanitize.cfg --durations=15
