@@ -60,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory)  # fails fast on a bad index
     set_compute_threads(args.threads)  # after the build: embedding a corpus uses every core
-    print(f"serving {len(engine.corpus)} documents: open http://{args.host}:{args.port} (API: /docs)", flush=True)
+    print(f"serving {len(engine.corpus)} documents on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
     uvicorn.run(create_app(engine), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
