@@ -24,13 +24,14 @@ if not Path(CHROMIUM).exists():
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-from searchkit.app import BackgroundServer, create_app  # noqa: E402
+from searchkit.app import create_app  # noqa: E402
 from searchkit.cache import LRUCache  # noqa: E402
 from searchkit.datasets import Corpus  # noqa: E402
 from searchkit.engine import SearchEngine  # noqa: E402
 from searchkit.index import VectorIndex  # noqa: E402
 from searchkit.lexical import BM25  # noqa: E402
 from searchkit.page import launch_chromium  # noqa: E402
+from searchkit.server import BackgroundServer  # noqa: E402
 
 SEARCH_API = re.compile(r"/search\?")  # the page's API calls, not the page
 RMTREE_QUERY = "delete a folder and everything inside it"
