@@ -33,6 +33,7 @@ from searchkit.lexical import BM25  # noqa: E402
 from searchkit.page import launch_chromium  # noqa: E402
 from searchkit.server import BackgroundServer  # noqa: E402
 
+expect.set_options(timeout=20_000)  # waits, not limits: a shared 2-core machine can take seconds to answer
 SEARCH_API = re.compile(r"/search\?")  # the page's API calls, not the page
 RMTREE_QUERY = "delete a folder and everything inside it"
 # Each would set window.pwned if the page ever treated document text as markup.
@@ -81,6 +82,7 @@ def browser():
 def page(browser, server) -> Page:
     """A fresh desktop-sized tab (its own history) whose relative URLs go to the test server."""
     context = browser.new_context(base_url=server.url, viewport={"width": 1100, "height": 900})
+    context.set_default_timeout(20_000)
     tab = context.new_page()
     yield tab
     context.close()
@@ -160,6 +162,10 @@ def test_loading_then_empty_result_states(page: Page):
     expect(page.locator("#status")).to_have_text("Searching for “zzqxv nonesuchword”…")
     expect(page.locator("#status")).to_have_class(re.compile(r"\bloading\b"))
     expect(page.locator("#results")).to_have_attribute("aria-busy", "true")
+    for _ in range(500):  # the route handler runs while Playwright is being waited on
+        if held:
+            break
+        page.wait_for_timeout(20)
     held[0].continue_()
     expect(page.locator("#status")).to_have_text(re.compile(r"^No results for “zzqxv nonesuchword” \(bm25\)"))
     expect(page.locator("#results")).not_to_have_attribute("aria-busy", "true")
@@ -240,6 +246,7 @@ def test_slash_focuses_the_search_field(page: Page):
 
 def test_phone_width_has_no_horizontal_scroll(browser, server):
     context = browser.new_context(base_url=server.url, viewport={"width": 390, "height": 844}, is_mobile=True)
+    context.set_default_timeout(20_000)
     phone = context.new_page()
     for query in (f"/?q={RMTREE_QUERY}", "/?q=quokka+xylophone&mode=bm25", "/?q=" + "long " * 450):
         phone.goto(query)
