@@ -1,4 +1,4 @@
-"""The command line: ``python -m searchkit search|build|serve``."""
+"""The command line: ``python -m searchkit search|build|serve|tune-fusion``."""
 
 from __future__ import annotations
 
@@ -9,17 +9,22 @@ import sys
 from .errors import InputError, SearchkitError
 
 
-def _engine(corpus: str, factory: str = "Flat"):
+def _engine(corpus: str, backend: str, factory: str = "Flat", bm25: bool = True):
+    """Build an engine for ``corpus`` with the ``backend`` encoder and the corpus's hybrid fusion."""
     from .datasets import load_dataset
+    from .embed import Embedder
     from .engine import SearchEngine
+    from .tuning import apply_fusion, fusion_for
 
-    return SearchEngine.build(load_dataset(corpus).corpus, factory=factory, progress=None)
+    engine = SearchEngine.build(load_dataset(corpus).corpus, Embedder(backend=backend), factory=factory, bm25=bm25, progress=None)
+    apply_fusion(engine, fusion_for(corpus))
+    return engine
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Answer each QUERY (one model load for all of them)."""
     _check_search_args(args)  # before the model loads: a typo should not cost seconds
-    engine = _engine(args.corpus)
+    engine = _engine(args.corpus, args.backend)
     for query, hits in zip(args.query, engine.search_many(args.query, args.k, args.mode)):
         if args.json:
             print(json.dumps({"query": query, "results": [h.to_dict() for h in hits]}, ensure_ascii=False))
@@ -41,12 +46,9 @@ def _check_search_args(args: argparse.Namespace) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Embed a corpus, index it and save the index to ``--out`` (atomically: old or new, never half)."""
-    from .datasets import load_dataset
-    from .engine import SearchEngine
-
-    engine = SearchEngine.build(load_dataset(args.corpus).corpus, factory=args.factory, bm25=False, progress=None)
+    engine = _engine(args.corpus, args.backend, factory=args.factory, bm25=False)
     engine.index.save(args.out)
-    print(f"saved {len(engine.index)} vectors ({args.factory}, {engine.embedder.model_id}) to {args.out}")
+    print(f"saved {len(engine.index)} vectors ({args.factory}, {engine.embedder.model_id}, {args.backend}) to {args.out}")
     return 0
 
 
@@ -65,6 +67,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune_fusion(args: argparse.Namespace) -> int:
+    """Choose hybrid fusion from the corpus's judged queries by cross-validation; print folds and CIs."""
+    from .datasets import load_dataset
+    from .embed import Embedder
+    from .engine import SearchEngine
+    from .tuning import save_fusion, tune_fusion
+
+    ds = load_dataset(args.corpus)
+    engine = SearchEngine.build(ds.corpus, Embedder(backend=args.backend), progress=None)
+    res = tune_fusion(engine, ds, folds=args.folds, seed=args.seed)
+    print(f"{ds.name}: {len(res.qids)} judged queries, {args.folds}-fold cross-validation, encoder {args.backend}")
+    print(res.fold_table(), res.table(), sep="\n\n")
+    print(f"\nhybrid-tuned (held-out folds) vs dense, nDCG@10 difference: {res.compare('held-out', 'dense')}")
+    print(f"hybrid-tuned (fit on all) vs dense, nDCG@10 difference: {res.compare('hybrid-tuned (fit on all)', 'dense')}")
+    print(f"chosen on all queries: {res.best}")
+    if args.out:
+        command = f"python -m searchkit tune-fusion --corpus {args.corpus} --backend {args.backend} --folds {args.folds} --seed {args.seed} --out {args.out}"
+        print(f"wrote {save_fusion(res, args.out, backend=args.backend, command=command)}")
+    return 0
+
+
+def _backend(p: argparse.ArgumentParser) -> None:
+    from .models import BACKENDS, DEFAULT_BACKEND
+
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
+                   help=f"query/document encoder: {', '.join(BACKENDS)} (default: {DEFAULT_BACKEND}, fastest at equal nDCG@10)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m searchkit``."""
     p = argparse.ArgumentParser(prog="python -m searchkit", description="Semantic search over a corpus.")
@@ -75,12 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     s.add_argument("--mode", default="dense", help="dense, bm25 or hybrid (default: dense)")
     s.add_argument("--json", action="store_true", help="print one JSON object per query, one per line")
+    _backend(s)
     s.set_defaults(func=cmd_search)
     corpus_help = "'pydocs' (built in) or 'beir:DIR' (default: pydocs)"
     b = sub.add_parser("build", help="build an index for a corpus and save it to a folder")
     b.add_argument("--corpus", default="pydocs", help=corpus_help)
     b.add_argument("--out", required=True, help="folder to save the index in (replaced atomically)")
     b.add_argument("--factory", default="Flat", help="faiss index factory string (default: Flat)")
+    _backend(b)
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("serve", help="serve the search API over HTTP (FastAPI + uvicorn)")
     v.add_argument("--corpus", default="pydocs", help=corpus_help)
@@ -90,7 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     v.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
     v.add_argument("--threads", type=int, default=1, help="torch/faiss threads per call (default: 1)")
+    _backend(v)
     v.set_defaults(func=cmd_serve)
+    t = sub.add_parser("tune-fusion", help="choose hybrid fusion and weights from judged queries (cross-validated)")
+    t.add_argument("--corpus", default="pydocs", help=corpus_help + "; needs judged queries")
+    t.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the fold split (default: 0)")
+    t.add_argument("--out", default=None, help="write the chosen config here (pydocs ships data/pydocs/fusion.json)")
+    _backend(t)
+    t.set_defaults(func=cmd_tune_fusion)
     return p
 
 

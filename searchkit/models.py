@@ -14,6 +14,8 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 LOCAL_MODELS_DIR = DATA_DIR / "models"
 ONNX_BACKENDS = ("onnx", "onnx-int8")  # searchkit.onnx_encoder: float32 / int8 weights on onnxruntime
+BACKENDS = ("torch", *ONNX_BACKENDS)
+DEFAULT_BACKEND = "onnx-int8"  # command line, app, benchmarks: 4.7x torch's speed, same nDCG@10 (benchmarks/encoders.py)
 
 
 def _packaged_model_dir() -> Path | None:

@@ -1,0 +1,91 @@
+"""Hybrid fusion tuned by cross-validation: the grid, the held-out folds, the shipped pydocs config."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from searchkit.cli import main
+from searchkit.datasets import Dataset
+from searchkit.errors import InputError
+from searchkit.metrics import per_query
+from searchkit.tuning import (
+    DEFAULT_FUSION,
+    PYDOCS_FUSION,
+    FusionConfig,
+    apply_fusion,
+    candidates,
+    fusion_for,
+    load_fusion,
+    tune_fusion,
+)
+
+
+@pytest.fixture(scope="module")
+def subset(pydocs) -> Dataset:
+    """60 judged pydocs queries (a fixed sample: enough folds, seconds to run)."""
+    qids = sorted(pydocs.judged_queries())[:60]
+    return Dataset("pydocs-60", pydocs.corpus, {q: pydocs.queries[q] for q in qids}, {q: pydocs.qrels[q] for q in qids})
+
+
+@pytest.fixture(scope="module")
+def tuned(pydocs_engine, subset):
+    return tune_fusion(pydocs_engine, subset, folds=3, seed=1)
+
+
+def test_the_shipped_pydocs_config_loads_and_other_corpora_keep_the_default():
+    shipped = json.loads(PYDOCS_FUSION.read_text())
+    cfg = fusion_for("pydocs")
+    assert cfg == FusionConfig.from_dict(shipped["config"]) == load_fusion()
+    assert cfg in candidates()
+    assert shipped["queries"] == 319 and len(shipped["folds"]) == 5
+    assert fusion_for("beir:../shared/beir/scifact") == DEFAULT_FUSION == FusionConfig("rrf", (1.0, 1.0), 60, 100)
+
+
+def test_held_out_folds_cover_every_query_once(tuned, subset):
+    assert tuned.qids == sorted(subset.judged_queries())
+    assert [f["n"] for f in tuned.folds] == [20, 20, 20] and tuned.heldout.shape == (60,)
+    assert np.isclose(sum(f["heldout"] * f["n"] for f in tuned.folds) / 60, tuned.heldout.mean())
+    assert {f["chosen"] for f in tuned.folds} <= {str(c) for c in candidates()}
+    assert set(tuned.baselines) == {"bm25", "dense", "hybrid-default", "hybrid-tuned (fit on all)"}
+    assert "held-out" in tuned.table() and "fold" in tuned.fold_table()
+
+
+def test_the_tuned_config_scores_the_same_through_the_engine(tuned, pydocs_engine, subset):
+    """The offline grid fuses the same lists the engine fuses: applying the choice reproduces its scores."""
+    before = (pydocs_engine.fusion, pydocs_engine.rrf_k, pydocs_engine.hybrid_depth, pydocs_engine.hybrid_weights)
+    try:
+        apply_fusion(pydocs_engine, tuned.best)
+        texts = [subset.queries[q] for q in tuned.qids]
+        hits = pydocs_engine.search_many(texts, 10, mode="hybrid")
+        run = {q: [h.id for h in row] for q, row in zip(tuned.qids, hits)}
+        got = per_query(run, subset.qrels, "ndcg@10", tuned.qids)
+    finally:
+        pydocs_engine.fusion, pydocs_engine.rrf_k, pydocs_engine.hybrid_depth, pydocs_engine.hybrid_weights = before
+    assert np.allclose(got, tuned.baselines["hybrid-tuned (fit on all)"])
+    assert tuned.baselines["hybrid-tuned (fit on all)"].mean() >= tuned.baselines["hybrid-default"].mean()
+
+
+def test_bad_settings_name_the_value_and_the_fix(pydocs_engine, subset, tmp_path):
+    with pytest.raises(InputError, match="folds must be an integer of at least 2"):
+        tune_fusion(pydocs_engine, subset, folds=1)
+    with pytest.raises(InputError, match="unknown fusion 'max'"):
+        FusionConfig("max")
+    with pytest.raises(InputError, match=r"weights must be two non-negative numbers .* got \(0, 0\)"):
+        FusionConfig("rrf", (0, 0))
+    bad = tmp_path / "fusion.json"
+    bad.write_text("{oops")
+    with pytest.raises(InputError, match=f"cannot read the fusion config {bad}.*tune-fusion"):
+        load_fusion(bad)
+
+
+def test_tune_fusion_command_writes_a_loadable_config(tmp_path, capsys, embedder):
+    out = tmp_path / "fusion.json"
+    assert main(["tune-fusion", "--corpus", "pydocs", "--backend", "torch", "--folds", "2", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "2-fold cross-validation, encoder torch" in text and "held-out" in text and "vs dense" in text
+    saved = json.loads(out.read_text())
+    assert saved["backend"] == "torch" and len(saved["folds"]) == 2
+    assert load_fusion(out) == FusionConfig.from_dict(saved["config"])
