@@ -11,6 +11,7 @@ import copy
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -22,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batching import BatchingEmbedder
 from .cache import QueryCache, RedisCache, make_cache, normalize_query
-from .engine import MODES, EngineResult, Hit, SearchEngine, SearchSettings
+from .engine import MODES, EngineResult, Hit, SearchEngine
 from .errors import InputError, NotReadyError, SearchkitError
 from .page import add_page
 
@@ -188,6 +189,7 @@ class Health(BaseModel):
     modes: list[str] = []
     cache: dict[str, Any] | None = None
     encoder: dict[str, Any] | None = Field(None, description="model calls and texts encoded (calls < texts: batching)")
+    backend: dict[str, Any] | None = Field(None, description="encoder backend of the queries and of the index vectors")
     error: str | None = None
 
 
@@ -256,7 +258,8 @@ class _Service:
         """Answer ``queries``, or raise :class:`NotReadyError` while the engine is loading or failed."""
         if self.engine is None:
             raise NotReadyError(self.error or "the index is still loading: retry in a few seconds")
-        return self.engine.search_timed(queries, top_k, prefix=prefix, settings=SearchSettings(mode=mode))  # type: ignore[arg-type]
+        settings = replace(self.engine.defaults, mode=mode)  # type: ignore[arg-type]
+        return self.engine.search_timed(queries, top_k, prefix=prefix, settings=settings)
 
     def health(self, cache_stats: dict) -> tuple[Health, int]:
         """Return the /health body and its status code (200 when ready, else 503)."""
@@ -268,6 +271,8 @@ class _Service:
         body.index = {"factory": eng.index.factory, "metric": eng.index.metric, "vectors": len(eng.index),
                       "bm25": eng.bm25 is not None}  # fmt: skip
         body.modes = eng.modes()
+        query, built = eng.embedder.backend, eng.index.backend  # a saved index may come from another backend
+        body.backend = {"query": query, "index": built, "mixed": built is not None and built != query}
         if self.batcher is not None:
             b = self.batcher
             body.encoder = {"calls": b.calls, "texts": b.texts, "max_batch": b.max_batch}

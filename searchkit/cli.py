@@ -60,9 +60,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .engine import load_engine
     from .server import set_compute_threads
 
-    engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory)  # fails fast on a bad index
+    engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend)  # fails fast
     set_compute_threads(args.threads)  # after the build: embedding a corpus uses every core
-    print(f"serving {len(engine.corpus)} documents on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
+    built = engine.index.backend
+    note = f", index vectors from {built}" if built and built != args.backend else ""
+    print(f"serving {len(engine.corpus)} documents on http://{args.host}:{args.port} (API docs at /docs; "
+          f"queries embedded with {args.backend}{note})", flush=True)  # fmt: skip
     uvicorn.run(create_app(engine), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .models import load_model
+from .models import BACKENDS, load_model
 from .paths import cache_dir
 
 PROGRESS_MIN = 1000  # show a progress bar from this many texts on
@@ -31,19 +31,25 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 
 
 class Embedder:
-    """A sentence-embedding model: ``encode(texts) -> (n, dim)`` float32, unit length, C-contiguous."""
+    """A sentence-embedding model: ``encode(texts) -> (n, dim)`` float32, unit length, C-contiguous.
+
+    ``backend`` runs it with PyTorch (``"torch"``) or ONNX Runtime (``"onnx"``, ``"onnx-int8"``). The model
+    id names the model alone (an index built with one backend is searchable with another); ``cache_id``
+    adds the backend, so cached vectors of different backends never mix.
+    """
 
     def __init__(self, model: str | None = None, backend: str = "torch", batch_size: int = 64):
+        if backend not in BACKENDS:
+            raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.model, self.model_id = load_model(model, backend=backend)
-        if backend != "torch":
-            self.model_id = f"{self.model_id}@{backend}"
         self.backend = backend
+        self.cache_id = self.model_id if backend == "torch" else f"{self.model_id}@{backend}"
         self.batch_size = batch_size
         self.dim: int = int(self.model.get_embedding_dimension())
         self._lock = threading.Lock()  # tokenizers are not safe to call from several threads at once
 
     def __repr__(self) -> str:
-        return f"Embedder({self.model_id!r}, dim={self.dim})"
+        return f"Embedder({self.model_id!r}, backend={self.backend!r}, dim={self.dim})"
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:
         """Embed ``texts``; return an ``(n, dim)`` float32 array of unit vectors."""
@@ -77,7 +83,7 @@ class Embedder:
     def encode_cached(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
         """Like :meth:`encode`, but reuse vectors saved under ``data/cache/embeddings`` for the same texts."""
         items = check_texts(texts)
-        path = embedding_cache_path(self.model_id, items)
+        path = embedding_cache_path(self.cache_id, items)
         if path.is_file():
             vecs = np.load(path)
             if vecs.shape == (len(items), self.dim):
@@ -109,9 +115,9 @@ def throughput(embedder: Embedder, texts: Sequence[str], batch_sizes: Sequence[i
     return rows
 
 
-def embedding_cache_path(model_id: str, texts: Sequence[str]) -> Path:
-    """Return the cache file for ``texts`` embedded by ``model_id`` (key: model id + hash of the texts)."""
-    h = hashlib.sha256(model_id.encode())
+def embedding_cache_path(cache_id: str, texts: Sequence[str]) -> Path:
+    """Return the cache file for ``texts`` embedded by ``cache_id`` (key: model id and backend + hash of the texts)."""
+    h = hashlib.sha256(cache_id.encode())
     for t in texts:
         h.update(hashlib.sha256(t.encode("utf-8", "surrogatepass")).digest())
     folder = cache_dir() / "embeddings"
@@ -119,15 +125,14 @@ def embedding_cache_path(model_id: str, texts: Sequence[str]) -> Path:
     return folder / f"{h.hexdigest()[:32]}.npy"
 
 
-_default: Embedder | None = None
+_defaults: dict[str, Embedder] = {}
 
 
-def default_embedder() -> Embedder:
-    """Return a process-wide Embedder for the default model, loading it on first use."""
-    global _default
-    if _default is None:
-        _default = Embedder()
-    return _default
+def default_embedder(backend: str = "torch") -> Embedder:
+    """Return a process-wide Embedder for the default model on ``backend``, loading it on first use."""
+    if backend not in _defaults:
+        _defaults[backend] = Embedder(backend=backend)
+    return _defaults[backend]
 
 
 def encode(texts: Sequence[str], batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:

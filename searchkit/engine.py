@@ -20,6 +20,8 @@ from .fusion import FUSIONS, Fusion, fuse
 from .index import VectorIndex
 from .manifest import read_manifest
 from .lexical import BM25
+from .models import DEFAULT_BACKEND
+from .tuning import apply_fusion, fusion_for
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -101,6 +103,7 @@ class SearchEngine:
             )
         self.corpus, self.embedder, self.index, self.bm25 = corpus, embedder, index, bm25
         self.cache: QueryCache | None = None  # query-embedding cache (searchkit.cache), set by the app
+        self.defaults = SearchSettings()  # what a call without settings uses (load_engine: the corpus's tuned fusion)
 
     @classmethod
     def build(
@@ -115,6 +118,7 @@ class SearchEngine:
         embedder = embedder or default_embedder()
         xb = embedder.encode_cached(corpus.embedding_texts(), progress=progress)
         index = VectorIndex.build(corpus.ids, xb, factory, model_id=embedder.model_id)
+        index.backend = embedder.backend
         lexical = BM25(corpus.ids, corpus.full_texts()) if bm25 else None
         return cls(corpus, embedder, index, lexical)
 
@@ -155,7 +159,7 @@ class SearchEngine:
         settings: SearchSettings | None = None,
     ) -> list[list[Hit]]:
         """Answer several queries at once (one encoder call for all of them); see :meth:`search_timed`."""
-        s = settings or SearchSettings()
+        s = settings or self.defaults
         if mode is not None or fusion is not None:
             s = replace(s, mode=mode or s.mode, fusion=fusion or s.fusion)
         return self.search_timed(queries, k, s, prefix).hits
@@ -165,7 +169,7 @@ class SearchEngine:
     ) -> EngineResult:
         """Answer ``queries`` by ``settings`` (ids starting with ``prefix``): hits, per-stage timings, cache flags."""
         t0 = time.perf_counter()
-        s = settings or SearchSettings()
+        s = settings or self.defaults
         for i, q in enumerate(queries):
             if not isinstance(q, str) or not q.strip():
                 raise InputError(f"query {i} is {q!r}: give a non-empty string")
@@ -188,7 +192,7 @@ class SearchEngine:
         texts = [normalize_query(q) for q in queries]
         xq = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
         cached = [False] * len(texts)
-        keys = [cache_key(self.embedder.model_id, t) for t in texts] if self.cache is not None else []
+        keys = [cache_key(self.embedder.cache_id, t) for t in texts] if self.cache is not None else []
         for i, key in enumerate(keys):
             vec = self.cache.get(key, self.embedder.dim)  # type: ignore[union-attr]
             if vec is not None:
@@ -229,19 +233,23 @@ class SearchEngine:
 
 def load_engine(
     corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
-    progress: bool | None = None,
+    progress: bool | None = None, backend: str = DEFAULT_BACKEND,
 ) -> SearchEngine:  # fmt: skip
     """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.
 
-    Checks come first and fail with one line naming the fix: a missing or damaged index, one built with
-    another model or dimension, or one whose ids are not documents of ``corpus``.
+    Queries are embedded with ``backend``; a saved index built with another backend of the same model is
+    served as it is (``/health`` says so under ``backend``). Checks come first and fail with one line naming
+    the fix: a missing or damaged index, one built with another model or dimension, or one whose ids are not
+    documents of ``corpus``. Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.tuning).
     """
     if index_dir is not None:
         read_manifest(index_dir)  # a missing or unreadable index fails before the model loads
     docs = load_dataset(corpus).corpus
-    embedder = default_embedder()
+    embedder = default_embedder(backend)
     if index_dir is None:
-        return SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
+        engine = SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
+        apply_fusion(engine, fusion_for(corpus))
+        return engine
     index = VectorIndex.load(index_dir, model_id=embedder.model_id, dim=embedder.dim)
     unknown = [d for d in index.ids if d is not None and d not in docs]
     if unknown:
@@ -250,4 +258,6 @@ def load_engine(
             f"(e.g. {unknown[0]!r}): build it from this corpus with "
             f"python -m searchkit build --corpus {corpus} --out {index_dir}"
         )
-    return SearchEngine(docs, embedder, index, BM25(docs.ids, docs.full_texts()) if bm25 else None)
+    engine = SearchEngine(docs, embedder, index, BM25(docs.ids, docs.full_texts()) if bm25 else None)
+    apply_fusion(engine, fusion_for(corpus))
+    return engine

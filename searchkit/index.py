@@ -155,6 +155,7 @@ class VectorIndex:
         self.factory = factory
         self.metric = metric
         self.model_id = model_id
+        self.backend: str | None = None  # the encoder backend that made the vectors (recorded in the manifest)
         self.ef_search = ef_search
         self.nprobe = nprobe
         self.read_only = False
@@ -477,8 +478,8 @@ class VectorIndex:
         index_sha, ids_sha = sha256(blob), sha256(ids_blob)
         index_file, ids_file = f"index-{index_sha[:16]}.faiss", f"ids-{ids_sha[:16]}.json"
         manifest = IndexManifest(
-            format=FORMAT_VERSION, model=self.model_id, dim=self.dim, metric=self.metric, factory=self.factory,
-            count=len(self), faiss_version=faiss.__version__, index_file=index_file, index_sha256=index_sha,
+            format=FORMAT_VERSION, model=self.model_id, backend=self.backend, dim=self.dim, metric=self.metric,
+            factory=self.factory, count=len(self), faiss_version=faiss.__version__, index_file=index_file, index_sha256=index_sha,
             ids_file=ids_file, ids_sha256=ids_sha, ef_search=self.ef_search, nprobe=self.nprobe,
         )  # fmt: skip  (made before writing: a value the loader would refuse fails here)
         write_atomic(folder / index_file, blob)
@@ -517,7 +518,7 @@ class VectorIndex:
             raise SearchIndexError(f"{folder / m.index_file} is not an index faiss {faiss.__version__} can read: {REBUILD}") from None
         _check_labels(raw, ids, folder / m.index_file)
         self = cls.__new__(cls)
-        self.dim, self.factory, self.metric, self.model_id = m.dim, m.factory, m.metric, m.model
+        self.dim, self.factory, self.metric, self.model_id, self.backend = m.dim, m.factory, m.metric, m.model, m.backend
         self.ef_search, self.nprobe = m.ef_search, m.nprobe
         self.read_only = bool(mmap)
         self.index = raw

@@ -53,6 +53,9 @@ class IndexManifest(ManifestModel):
     """The manifest of a saved :class:`~searchkit.index.VectorIndex`: what was built, and the files it lives in."""
 
     model: StrictStr | None = Field(description="the embedding model's name (a string) or null")
+    backend: Literal["torch", "onnx", "onnx-int8"] | None = Field(
+        None, description="the encoder backend that made the vectors: 'torch', 'onnx', 'onnx-int8' or null"
+    )
     dim: PositiveInt = Field(description="the vector dimension, a whole number of at least 1 (e.g. 384)")
     metric: Literal["ip", "l2"] = Field(description="'ip' or 'l2'")
     factory: StrictStr = Field(min_length=1, max_length=200, description="a faiss factory string such as 'Flat'")

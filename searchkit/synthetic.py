@@ -104,7 +104,7 @@ def pydocs_fit(embedder=None, clusters: int = 64) -> GaussianFit:
     embedder = embedder or default_embedder()
     corpus = load_pydocs().corpus
     texts = corpus.embedding_texts()
-    key = hashlib.sha256((embedder.model_id + "\n" + "\n".join(texts)).encode()).hexdigest()[:16]
+    key = hashlib.sha256((embedder.cache_id + "\n" + "\n".join(texts)).encode()).hexdigest()[:16]
     path = cache_dir() / "synthetic" / f"pydocs-fit-{key}-k{clusters}.npz"
     source = f"pydocs ({len(texts)} MiniLM embeddings, {clusters} topic(s))"
     if path.is_file():

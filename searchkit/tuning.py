@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -78,9 +78,9 @@ def candidates() -> list[FusionConfig]:
 
 
 def apply_fusion(engine, config: FusionConfig) -> None:
-    """Make ``config`` the hybrid-mode fusion of ``engine`` (a :class:`searchkit.engine.SearchEngine`)."""
-    engine.fusion, engine.rrf_k, engine.hybrid_depth = config.fusion, config.rrf_k, config.depth
-    engine.hybrid_weights = config.weights
+    """Make ``config`` the hybrid fusion of ``engine``'s default settings (calls that pass no settings)."""
+    engine.defaults = replace(engine.defaults, fusion=config.fusion, weights=config.weights, rrf_k=config.rrf_k,
+                              hybrid_depth=config.depth)  # fmt: skip
 
 
 def load_fusion(path: str | Path = PYDOCS_FUSION) -> FusionConfig:

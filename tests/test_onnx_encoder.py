@@ -41,7 +41,7 @@ def test_shapes_dtype_unit_norm(request, backend, sample):
     x = emb.encode(sample, progress=False)
     assert x.shape == (len(sample), 384) and x.dtype == np.float32 and x.flags.c_contiguous
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
-    assert emb.dim == 384 and emb.model_id.endswith(f"@{backend}")
+    assert emb.dim == 384 and emb.cache_id.endswith(f"@{backend}") and emb.backend == backend
     assert emb.encode([]).shape == (0, 384)
 
 
@@ -67,8 +67,8 @@ def test_batch_size_barely_changes_the_vectors(onnx_float, onnx_int8, sample):
 
 
 def test_caches_never_mix(embedder, onnx_float, onnx_int8):
-    ids = {embedder.model_id, onnx_float.model_id, onnx_int8.model_id}
-    assert len(ids) == 3
+    ids = {embedder.cache_id, onnx_float.cache_id, onnx_int8.cache_id}  # one model id, three caches
+    assert len(ids) == 3 and len({embedder.model_id, onnx_float.model_id, onnx_int8.model_id}) == 1
     assert len({embedding_cache_path(m, ["x"]) for m in ids}) == 3
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -55,15 +56,12 @@ def test_held_out_folds_cover_every_query_once(tuned, subset):
 
 def test_the_tuned_config_scores_the_same_through_the_engine(tuned, pydocs_engine, subset):
     """The offline grid fuses the same lists the engine fuses: applying the choice reproduces its scores."""
-    before = (pydocs_engine.fusion, pydocs_engine.rrf_k, pydocs_engine.hybrid_depth, pydocs_engine.hybrid_weights)
-    try:
-        apply_fusion(pydocs_engine, tuned.best)
-        texts = [subset.queries[q] for q in tuned.qids]
-        hits = pydocs_engine.search_many(texts, 10, mode="hybrid")
-        run = {q: [h.id for h in row] for q, row in zip(tuned.qids, hits)}
-        got = per_query(run, subset.qrels, "ndcg@10", tuned.qids)
-    finally:
-        pydocs_engine.fusion, pydocs_engine.rrf_k, pydocs_engine.hybrid_depth, pydocs_engine.hybrid_weights = before
+    engine = copy.copy(pydocs_engine)  # the shared engine keeps its own defaults
+    apply_fusion(engine, tuned.best)
+    assert (engine.defaults.fusion, engine.defaults.weights, engine.defaults.rrf_k) == (
+        tuned.best.fusion, tuned.best.weights, tuned.best.rrf_k)  # fmt: skip
+    hits = engine.search_many([subset.queries[q] for q in tuned.qids], 10, mode="hybrid")
+    got = per_query({q: [h.id for h in row] for q, row in zip(tuned.qids, hits)}, subset.qrels, "ndcg@10", tuned.qids)
     assert np.allclose(got, tuned.baselines["hybrid-tuned (fit on all)"])
     assert tuned.baselines["hybrid-tuned (fit on all)"].mean() >= tuned.baselines["hybrid-default"].mean()
 
