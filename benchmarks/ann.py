@@ -1,4 +1,4 @@
-"""Exact vs approximate search: Flat, IVF (nprobe sweep) and HNSW (efSearch sweep), measured in one run.
+"""Exact vs approximate search: Flat, IVF and IVF with an HNSW coarse quantizer (nprobe sweeps), HNSW (efSearch sweep), in one run.
 
     python benchmarks/ann.py --n 200000 [--queries 1000] [--json OUT] [--threads T] [--skip-pydocs]
 
@@ -37,7 +37,7 @@ from searchkit.bench import (
 )
 from searchkit.index import IndexSpec, VectorIndex, suggest_nlist
 
-NPROBES = (1, 2, 4, 8, 16, 32, 64, 128)
+NPROBES = (1, 2, 4, 8, 16, 24, 32, 40, 48, 64, 128)  # finer between 16 and 64, where recall crosses 0.95
 EF_SEARCHES = (16, 32, 64, 128, 256)
 K = 10
 
@@ -75,6 +75,7 @@ def run_dataset(name: str, xb: np.ndarray, xq: np.ndarray, args: argparse.Namesp
     configs = [
         (IndexSpec("Flat"), None, ()),
         (IndexSpec(f"IVF{nlist},Flat"), "nprobe", [p for p in NPROBES if p <= nlist]),
+        (IndexSpec(f"IVF{nlist}_HNSW32,Flat"), "nprobe", [p for p in NPROBES if 16 <= p <= min(64, nlist)]),
         (IndexSpec(f"HNSW{args.m}", ef_construction=args.ef_construction), "ef_search", EF_SEARCHES),
     ]
     points: list[OperatingPoint] = []
@@ -87,7 +88,7 @@ def run_dataset(name: str, xb: np.ndarray, xq: np.ndarray, args: argparse.Namesp
             bar.set_postfix_str(f"{name}: {spec.factory} {param or ''}={v or ''}")
             kw = {param: v} if param else {}
             points.append(measure(index, xq, truth, K, label, latency_queries=lat_q, repeats=args.repeats,
-                                  per_query="min", build_s=build_s, bytes_per_vector=bpv, **kw))
+                                  per_query="all", build_s=build_s, bytes_per_vector=bpv, **kw))
         bar.update(1)
         del index
         gc.collect()
@@ -95,19 +96,19 @@ def run_dataset(name: str, xb: np.ndarray, xq: np.ndarray, args: argparse.Namesp
 
 
 def goal_check(points: list[OperatingPoint], dataset: str) -> str:
-    """Return a line saying whether an ANN point reaches recall@10 >= 0.95 with p99 >= 100x below Flat's."""
+    """Return a line saying whether an ANN point reaches recall@10 >= 0.95 with raw p99 >= 100x below Flat's."""
     mine = [p for p in points if p.index.endswith(f"[{dataset}]")]
     flat = next(p for p in mine if p.index.startswith("Flat"))
     best = best_at_recall([p for p in mine if p is not flat], 0.95, "p99_ms")
     if best is None:
         top = max((p for p in mine if p is not flat), key=lambda p: p.recall)
         return f"{dataset}: no approximate point reaches recall@10 0.95 (best {top.recall:.3f}, {top.index} {top.params})"
-    ratio = flat.p99_ms / best.p99_ms
-    raw = flat.p99_raw_ms / best.p99_raw_ms
-    verdict = "MET" if ratio >= 100 else f"NOT MET (short by {100 / ratio:.1f}x)"
-    return (f"{dataset}: {best.index} {best.params} recall@10 {best.recall:.3f}, p99 {best.p99_ms:.3f} ms vs "
-            f"Flat p99 {flat.p99_ms:.2f} ms = {ratio:.0f}x lower -> goal (>=0.95, >=100x) {verdict}; "
-            f"p99_raw {best.p99_raw_ms:.3f} vs {flat.p99_raw_ms:.2f} ms = {raw:.0f}x")
+    ratio = flat.p99_ms / best.p99_ms  # p99_ms: every timed run (per_query="all")
+    fastest = flat.p99_min_ms / best.p99_min_ms
+    verdict = "met" if ratio >= 100 else f"NOT met (short by {100 / ratio:.1f}x)"
+    return (f"{dataset}: {best.index} {best.params} recall@10 {best.recall:.3f}, raw p99 {best.p99_ms:.3f} ms vs "
+            f"Flat raw p99 {flat.p99_ms:.2f} ms = {ratio:.0f}x lower -> goal (recall >=0.95, raw p99 >=100x) {verdict}; "
+            f"noise-reduced p99 {best.p99_min_ms:.3f} vs {flat.p99_min_ms:.2f} ms = {fastest:.0f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"synthetic vectors fitted to {fit.source}", flush=True)
     datasets = [f"synthetic-{human(args.n)}"] + ([] if args.skip_pydocs else ["pydocs"])
     points: list[OperatingPoint] = []
-    with tqdm(total=3 * len(datasets), desc="indexes", unit="index") as bar:
+    with tqdm(total=4 * len(datasets), desc="indexes", unit="index") as bar:
         name = datasets[0]
         xb = synthetic_embeddings(args.n, fit, seed=0, progress=True)
         xq = synthetic_embeddings(args.queries, fit, seed=1)
@@ -153,15 +154,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(f"recall@{K} vs exact Flat; p50/p99 = one query per call, 1 faiss thread, {args.latency_queries} queries "
-          f"after 10 warm-up, each the fastest of {args.repeats} runs (p99_raw: all runs); "
+          f"after 10 warm-up, {args.repeats} runs each, every run counted (p99_min: each query's fastest run); "
           f"qps_batch = all queries in one call, {thread_count()} faiss threads")
-    print(format_table(points))
+    print(format_table(points, extra=("p99_min_ms",)))
     print()
     for name in datasets:
         print("goal check " + goal_check(points, name))
     print(f"total {time.time() - t_start:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps([p.row() for p in points], indent=1))
+        args.json.write_text(json.dumps([{**p.row(), "p99_min_ms": p.p99_min_ms} for p in points], indent=1))
         print(f"wrote {len(points)} rows to {args.json}")
     return 0
 

@@ -73,6 +73,7 @@ class Latency:
     n: int
     threads: int
     p99_raw_ms: float = float("nan")
+    p99_min_ms: float = float("nan")  # p99 of each query's fastest run: the spread without preemption
 
 
 def time_single(
@@ -108,7 +109,8 @@ def time_single(
     samples = runs.min(axis=0) if per_query == "min" else runs.ravel()
     p = percentiles(samples)
     raw = percentiles(runs.ravel(), (99,))["p99"]
-    return Latency(p["p50"], p["p95"], p["p99"], float(np.mean(samples)), len(samples), used, raw)
+    fastest = percentiles(runs.min(axis=0), (99,))["p99"]
+    return Latency(p["p50"], p["p95"], p["p99"], float(np.mean(samples)), len(samples), used, raw, fastest)
 
 
 def time_batch(search: Callable[[np.ndarray], object], xq: np.ndarray, repeats: int = 3) -> float:
@@ -169,6 +171,7 @@ class OperatingPoint:
     latency_threads: int = 1
     batch_threads: int = field(default_factory=thread_count)
     p99_raw_ms: float = float("nan")
+    p99_min_ms: float = float("nan")
 
     def row(self) -> dict:
         """Return the benchmark row with the keys of :data:`ROW_KEYS`."""
@@ -208,7 +211,7 @@ def measure(
     label = ", ".join(f"{key}={v}" for key, v in params.items()) or "-"
     return OperatingPoint(
         name or index.factory, label, recall, lat.p50_ms, lat.p95_ms, lat.p99_ms, qps, bytes_per_vector, build_s, k,
-        lat.threads, qps_threads, lat.p99_raw_ms,
+        lat.threads, qps_threads, lat.p99_raw_ms, lat.p99_min_ms,
     )
 
 
@@ -251,14 +254,16 @@ def best_at_recall(points: Sequence[OperatingPoint], target: float, latency: str
     return min(ok, key=lambda p: getattr(p, latency)) if ok else None
 
 
-def format_table(points: Sequence[OperatingPoint]) -> str:
-    """Return the points as a fixed-width text table with the benchmark columns."""
+def format_table(points: Sequence[OperatingPoint], extra: Sequence[str] = ()) -> str:
+    """Return the points as a fixed-width text table with the benchmark columns (plus ``extra`` float fields)."""
     head = f"{'index':<28} {'params':<14} {'recall@10':>9} {'p50_ms':>9} {'p99_ms':>9} {'qps_batch':>10} {'bytes/vec':>9} {'build_s':>8}"
+    head += "".join(f" {name:>10}" for name in extra)
     lines = [head, "-" * len(head)]
     for p in points:
         lines.append(
             f"{p.index:<28} {p.params:<14} {p.recall:>9.3f} {p.p50_ms:>9.3f} {p.p99_ms:>9.3f} "
             f"{p.qps_batch:>10.0f} {p.bytes_per_vector:>9.0f} {p.build_s:>8.1f}"
+            + "".join(f" {getattr(p, name):>10.3f}" for name in extra)
         )
     return "\n".join(lines)
 

@@ -83,6 +83,9 @@ def test_timers_and_thread_count():
     assert thread_count() == before
     lat = time_single(lambda q: q.sum(), np.ones((20, 4), np.float32), warmup=2, repeats=2, per_query="min")
     assert lat.n == 20 and lat.threads == 1 and lat.p50_ms <= lat.p99_ms <= lat.p99_raw_ms + 1e-9
+    assert lat.p99_min_ms == pytest.approx(lat.p99_ms)  # per_query="min": the noise-reduced p99 is the headline one
+    raw = time_single(lambda q: q.sum(), np.ones((20, 4), np.float32), warmup=2, repeats=3, per_query="all")
+    assert raw.n == 60 and raw.p99_ms == pytest.approx(raw.p99_raw_ms) and raw.p99_min_ms <= raw.p99_raw_ms + 1e-9
     assert time_batch(lambda q: q.sum(), np.ones((20, 4), np.float32)) > 0
 
 
