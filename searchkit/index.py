@@ -479,8 +479,8 @@ class VectorIndex:
         index_file, ids_file = f"index-{index_sha[:16]}.faiss", f"ids-{ids_sha[:16]}.json"
         manifest = IndexManifest(
             format=FORMAT_VERSION, model=self.model_id, backend=self.backend, dim=self.dim, metric=self.metric,
-            factory=self.factory, count=len(self), faiss_version=faiss.__version__, index_file=index_file, index_sha256=index_sha,
-            ids_file=ids_file, ids_sha256=ids_sha, ef_search=self.ef_search, nprobe=self.nprobe,
+            factory=self.factory, count=len(self), faiss_version=faiss.__version__, index_file=index_file,
+            index_sha256=index_sha, ids_file=ids_file, ids_sha256=ids_sha, ef_search=self.ef_search, nprobe=self.nprobe,
         )  # fmt: skip  (made before writing: a value the loader would refuse fails here)
         write_atomic(folder / index_file, blob)
         write_atomic(folder / ids_file, ids_blob)

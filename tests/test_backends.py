@@ -57,7 +57,19 @@ def torch_index(tmp_path_factory, embedder):
 
 def test_the_manifest_records_the_backend(torch_index):
     m = read_manifest(torch_index)
-    assert m["backend"] == "torch" and m["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert m.backend == "torch" and m.model == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_a_manifest_with_an_unknown_backend_is_refused_in_one_line(torch_index, tmp_path, capsys):
+    bad = tmp_path / "bad-backend"
+    bad.mkdir()
+    for f in torch_index.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    m = json.loads((bad / "manifest.json").read_text())
+    (bad / "manifest.json").write_text(json.dumps({**m, "backend": "tensorrt"}))
+    assert main(["serve", "--index", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "backend" in err and "tensorrt" in err and err.count("\n") == 1, err
 
 
 def test_an_index_of_one_backend_is_served_with_another(torch_index, monkeypatch, capsys, int8):
