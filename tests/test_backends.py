@@ -60,13 +60,18 @@ def test_the_manifest_records_the_backend(torch_index):
     assert m.backend == "torch" and m.model == "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def _copy_with(src, dst, **manifest):
+    """Copy the index folder ``src`` to ``dst`` with ``manifest`` fields changed; return ``dst``."""
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    m = json.loads((dst / "manifest.json").read_text())
+    (dst / "manifest.json").write_text(json.dumps({**m, **manifest}))
+    return dst
+
+
 def test_a_manifest_with_an_unknown_backend_is_refused_in_one_line(torch_index, tmp_path, capsys):
-    bad = tmp_path / "bad-backend"
-    bad.mkdir()
-    for f in torch_index.iterdir():
-        (bad / f.name).write_bytes(f.read_bytes())
-    m = json.loads((bad / "manifest.json").read_text())
-    (bad / "manifest.json").write_text(json.dumps({**m, "backend": "tensorrt"}))
+    bad = _copy_with(torch_index, tmp_path / "bad-backend", backend="tensorrt")
     assert main(["serve", "--index", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "backend" in err and "tensorrt" in err and err.count("\n") == 1, err
@@ -88,12 +93,7 @@ def test_an_index_of_one_backend_is_served_with_another(torch_index, monkeypatch
 
 
 def test_another_model_is_still_refused_whatever_the_backend(torch_index, tmp_path, capsys):
-    other = tmp_path / "other"
-    other.mkdir()
-    for f in torch_index.iterdir():
-        (other / f.name).write_bytes(f.read_bytes())
-    m = json.loads((other / "manifest.json").read_text())
-    (other / "manifest.json").write_text(json.dumps({**m, "model": "sentence-transformers/all-mpnet-base-v2"}))
+    other = _copy_with(torch_index, tmp_path / "other", model="sentence-transformers/all-mpnet-base-v2")
     assert main(["serve", "--index", str(other), "--backend", "onnx-int8"]) == 2
     assert "was built with model 'sentence-transformers/all-mpnet-base-v2'" in capsys.readouterr().err
 
