@@ -14,7 +14,6 @@ Cold queries are all distinct (every one needs the encoder); cached ones repeat 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys

@@ -22,10 +22,11 @@ from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batching import BatchingEmbedder
-from .cache import QueryCache, RedisCache, make_cache, normalize_query
+from .cache import QueryCache, RedisCache, make_cache
 from .engine import MODES, EngineResult, Hit, SearchEngine
 from .errors import InputError, NotReadyError, SearchkitError
 from .page import add_page
+from .validation import normalize_query
 
 MAX_QUERY_CHARS = 2000
 MAX_TOP_K = 100

@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import InputError
 from .index import VectorIndex, as_matrix
+from .validation import check_positive_int
 
 ROW_KEYS = ("index", "params", "recall_at_10", "p50_ms", "p99_ms", "qps_batch", "bytes_per_vector", "build_s")
 
@@ -402,8 +403,7 @@ def load_test(url: str, queries: list[str], clients: int = 1, top_k: int = 10, p
     import threading
     from urllib.parse import urlsplit
 
-    if isinstance(clients, bool) or not isinstance(clients, int) or clients < 1:
-        raise InputError(f"clients must be at least 1, got {clients!r}")
+    check_positive_int("clients", clients)
     parts = urlsplit(url)
     lat = np.zeros(len(queries))
     server_ms = np.full(len(queries), np.nan)

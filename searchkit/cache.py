@@ -11,28 +11,19 @@ import hashlib
 import os
 import threading
 import time
-import unicodedata
 from collections import OrderedDict
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from .errors import InputError
+from .validation import check_positive_int
 
 KEY_PREFIX = "searchkit:qvec:v1"
 DEFAULT_SIZE = 10_000  # vectors kept by the LRU (384 floats each: about 15 MiB)
 DEFAULT_TTL_S = 7 * 24 * 3600  # Redis keys expire after a week
 DEFAULT_TIMEOUT_S = 0.05  # Redis connect and read timeout
 DEFAULT_RETRY_S = 1.0  # after a Redis failure, skip Redis this long before trying again
-
-
-def normalize_query(text: str) -> str:
-    """Return ``text`` in canonical form: Unicode NFKC, control characters dropped, whitespace collapsed."""
-    if not isinstance(text, str):
-        raise InputError(f"query must be a string, got {type(text).__name__}: pass text")
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
-    return " ".join(text.split())
 
 
 def cache_key(model_id: str, text: str) -> str:
@@ -79,6 +70,14 @@ class QueryCache:
         """Store ``vec`` under ``key``."""
         raise NotImplementedError
 
+    def lookup(self, model_id: str, text: str, dim: int) -> np.ndarray | None:
+        """Return the vector ``model_id`` gave the normalized query ``text``, if cached, else None."""
+        return self.get(cache_key(model_id, text), dim)
+
+    def store(self, model_id: str, text: str, vec: np.ndarray) -> None:
+        """Keep the vector ``model_id`` gave the normalized query ``text``."""
+        self.put(cache_key(model_id, text), vec)
+
     def stats(self) -> dict:
         """Return backend, status, hits, misses and hit rate (for ``/health``)."""
         total = self.hits + self.misses
@@ -110,8 +109,7 @@ class LRUCache(QueryCache):
 
     def __init__(self, maxsize: int = DEFAULT_SIZE):
         super().__init__()
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
-            raise InputError(f"cache size must be an integer >= 0, got {maxsize!r} (0 turns caching off)")
+        check_positive_int("cache size", maxsize, minimum=0, hint="0 turns caching off")
         self.maxsize = maxsize
         self._data: OrderedDict[str, bytes] = OrderedDict()
 

@@ -12,22 +12,9 @@ import numpy as np
 from .errors import InputError
 from .models import BACKENDS, load_model
 from .paths import cache_dir
+from .validation import check_positive_int, check_texts
 
 PROGRESS_MIN = 1000  # show a progress bar from this many texts on
-
-
-def check_texts(texts: Sequence[str]) -> list[str]:
-    """Return ``texts`` as a list, or raise InputError naming the first item that is not a string."""
-    if isinstance(texts, (str, bytes)):
-        raise InputError(f"expected a list of strings, got a single {type(texts).__name__}: wrap it as [text]")
-    try:
-        items = list(texts)
-    except TypeError:
-        raise InputError(f"expected a list of strings, got {type(texts).__name__}") from None
-    for i, t in enumerate(items):
-        if not isinstance(t, str):
-            raise InputError(f"texts[{i}] is {t!r} ({type(t).__name__}), not a string: pass strings only")
-    return items
 
 
 class Embedder:
@@ -56,9 +43,7 @@ class Embedder:
         items = check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch_size = self.batch_size if batch_size is None else batch_size
-        if batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        batch_size = check_positive_int("batch_size", self.batch_size if batch_size is None else batch_size)
         show = len(items) >= PROGRESS_MIN if progress is None else progress
         chunk = max(batch_size * 16, 1024)
         out = np.empty((len(items), self.dim), dtype=np.float32)

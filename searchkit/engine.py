@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
-from .cache import QueryCache, cache_key, normalize_query
 from .datasets import Corpus, load_dataset
 from .embed import Embedder, default_embedder
 from .errors import InputError, SearchIndexError
 from .fusion import FUSIONS, Fusion, fuse
 from .index import VectorIndex
-from .manifest import read_manifest
 from .lexical import BM25
+from .manifest import read_manifest
 from .models import DEFAULT_BACKEND
 from .tuning import apply_fusion, fusion_for
+from .validation import check_positive_int, check_queries, normalize_query
+
+if TYPE_CHECKING:
+    from .cache import QueryCache
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -170,11 +173,8 @@ class SearchEngine:
         """Answer ``queries`` by ``settings`` (ids starting with ``prefix``): hits, per-stage timings, cache flags."""
         t0 = time.perf_counter()
         s = settings or self.defaults
-        for i, q in enumerate(queries):
-            if not isinstance(q, str) or not q.strip():
-                raise InputError(f"query {i} is {q!r}: give a non-empty string")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
+        queries = check_queries(queries)
+        check_positive_int("k", k)
         if s.mode != "dense" and self.bm25 is None:
             raise InputError(_NO_BM25[s.mode])
         cached, embed_ms = [False] * len(queries), 0.0
@@ -192,16 +192,16 @@ class SearchEngine:
         texts = [normalize_query(q) for q in queries]
         xq = np.empty((len(texts), self.embedder.dim), dtype=np.float32)
         cached = [False] * len(texts)
-        keys = [cache_key(self.embedder.cache_id, t) for t in texts] if self.cache is not None else []
-        for i, key in enumerate(keys):
-            vec = self.cache.get(key, self.embedder.dim)  # type: ignore[union-attr]
+        model, cache = self.embedder.cache_id, self.cache
+        for i, text in enumerate(texts if cache is not None else []):
+            vec = cache.lookup(model, text, self.embedder.dim)  # type: ignore[union-attr]
             if vec is not None:
                 xq[i], cached[i] = vec, True
         todo = [i for i, hit in enumerate(cached) if not hit]
         if todo:
             xq[todo] = self.embedder.encode([texts[i] for i in todo])
-            for i in todo if self.cache is not None else []:
-                self.cache.put(keys[i], xq[i])  # type: ignore[union-attr]
+            for i in todo if cache is not None else []:
+                cache.store(model, texts[i], xq[i])
         return xq, cached, (time.perf_counter() - t0) * 1000
 
     def _mask(self, prefix: str | None) -> np.ndarray | None:

@@ -19,6 +19,7 @@ from .datasets import Dataset
 from .errors import InputError
 from .metrics import Comparison, Estimate, bootstrap_ci, paired_bootstrap, parse_metric, per_query, ranked
 from .report import format_table
+from .validation import check_positive_int
 
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "recall@100", "mrr@10", "map")
 RunT = dict[str, list[tuple[str, float]]]
@@ -55,8 +56,7 @@ def run_queries(
     desc: str = "queries",
 ) -> tuple[RunT, np.ndarray]:
     """Answer every query (``batch_size`` at a time, after one warm-up call); return the run and ms per query."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int("batch_size", batch_size)
     from tqdm.auto import tqdm
 
     qids = list(queries)
@@ -336,10 +336,8 @@ def interleave(
     """
     from scipy.stats import binomtest
 
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
-    if isinstance(impressions, bool) or not isinstance(impressions, int) or impressions < 1:
-        raise InputError(f"impressions must be a positive integer, got {impressions!r}")
+    check_positive_int("k", k)
+    check_positive_int("impressions", impressions)
     model = click_model or ClickModel()
     rng = np.random.default_rng(seed)
     wins = [0, 0, 0]

@@ -12,8 +12,18 @@ import faiss
 import numpy as np
 
 from .errors import InputError, SearchIndexError
-from .manifest import FORMAT_VERSION, REBUILD, IndexManifest, parse_ids, read_manifest, read_verified, save_manifest
-from .manifest import sha256, write_atomic
+from .manifest import (
+    FORMAT_VERSION,
+    REBUILD,
+    IndexManifest,
+    parse_ids,
+    read_manifest,
+    read_verified,
+    save_manifest,
+    sha256,
+    write_atomic,
+)
+from .validation import check_positive_int
 
 _METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 MIN_POINTS_PER_CELL = 39  # faiss k-means warns below 39 training points per centroid
@@ -45,9 +55,7 @@ def ivf_factory(n: int, per_sqrt: float = 8.0, hnsw_quantizer: bool = False, cod
 
 def hnsw_factory(m: int = 32) -> str:
     """Return an HNSW factory string with ``m`` neighbours per node, e.g. ``'HNSW32'``."""
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 4 <= m <= 256:
-        raise InputError(f"HNSW M must be an integer from 4 to 256 (16 to 64 is usual), got {m!r}")
-    return f"HNSW{int(m)}"
+    return f"HNSW{check_positive_int('HNSW M', m, minimum=4, maximum=256, hint='16 to 64 is usual')}"
 
 
 @dataclass(frozen=True)
@@ -134,10 +142,9 @@ class VectorIndex:
     ):
         if metric not in _METRICS:
             raise InputError(f"unknown metric {metric!r}: use 'ip' (cosine on unit vectors) or 'l2'")
-        if not isinstance(dim, int) or dim < 1:
-            raise InputError(f"dimension must be a positive integer, got {dim!r}")
+        check_positive_int("dimension", dim)
         for name, value in (("ef_construction", ef_construction), ("ef_search", ef_search), ("nprobe", nprobe)):
-            _check_positive(name, value)
+            check_positive_int(name, value, none_ok=True)
         try:
             base = faiss.index_factory(dim, factory, _METRICS[metric])
         except RuntimeError as e:
@@ -327,8 +334,8 @@ class VectorIndex:
         self, nprobe: int | None = None, ef_search: int | None = None, selector: faiss.IDSelector | None = None
     ) -> faiss.SearchParameters | None:
         """Return fresh faiss search parameters for one call (``nprobe`` for IVF, ``ef_search`` for HNSW)."""
-        _check_positive("nprobe", nprobe)
-        _check_positive("ef_search", ef_search)
+        check_positive_int("nprobe", nprobe, none_ok=True)
+        check_positive_int("ef_search", ef_search, none_ok=True)
         kind = self.kind
         if kind == "ivf":
             ivf = faiss.try_extract_index_ivf(self.index)
@@ -357,7 +364,7 @@ class VectorIndex:
         self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return faiss ``(D, I)`` (scores and int64 labels, -1 where missing) for queries ``xq``: for benchmarks."""
-        k = _check_k(k)
+        k = check_positive_int("k", k)
         xq = as_matrix(xq, self.dim, name="queries")
         self._check_searchable()
         return self.index.search(xq, k, params=self.search_params(nprobe, ef_search))
@@ -379,7 +386,7 @@ class VectorIndex:
         ``prefix`` (e.g. ``'os.'``) restrict the search to matching documents with a faiss ID selector;
         then ``k`` results come back whenever ``k`` documents match (IVF/HNSW widen the search as needed).
         """
-        k = _check_k(k)
+        k = check_positive_int("k", k)
         xq = as_matrix(xq, self.dim, name="queries")
         self._check_searchable()
         filtered = subset is not None or prefix is not None
@@ -530,19 +537,6 @@ class VectorIndex:
                 f"{len(self._label)} ids; manifest says dim {self.dim}, {m.count}): {REBUILD}"
             )
         return self
-
-
-def _check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
-    return int(k)
-
-
-def _check_positive(name: str, value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer or None, got {value!r}")
 
 
 def _as_id_list(ids: Iterable[str]) -> list[str]:

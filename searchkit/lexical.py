@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .embed import check_texts
 from .errors import InputError
+from .validation import check_positive_int, check_query, check_texts
 
 BM25_METHODS: tuple[str, ...] = ("lucene", "robertson", "atire", "bm25l", "bm25+")
 
@@ -86,8 +86,7 @@ class BM25:
 
     def scores(self, query: str) -> np.ndarray:
         """Return the BM25 score of every document for ``query`` (zeros when no query term is known)."""
-        if not isinstance(query, str) or not query.strip():
-            raise InputError(f"query must be a non-empty string, got {query!r}")
+        check_query(query)
         tokens = self._query_tokens(query)
         if not tokens:  # no query word is in the vocabulary: nothing matches
             return np.zeros(len(self.ids), dtype=np.float32)
@@ -95,8 +94,7 @@ class BM25:
 
     def search(self, query: str, k: int = 10, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
         """Return up to ``k`` ``(doc_id, score)`` pairs, best first; documents scoring 0 are left out."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
+        check_positive_int("k", k)
         s = self.scores(query)
         if mask is not None:
             s = np.where(mask, s, 0.0)

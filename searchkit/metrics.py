@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .validation import check_positive_int
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, "Sequence[str] | Mapping[str, float]"]
@@ -35,15 +36,9 @@ def ranked(docs: Sequence[str] | Sequence[tuple[str, float]] | Mapping[str, floa
     return [str(d[0]) if isinstance(d, (tuple, list)) else str(d) for d in docs]
 
 
-def _check_k(k: int | None) -> int | None:
-    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
-        raise InputError(f"k must be a positive integer or None (all results), got {k!r}")
-    return None if k is None else int(k)
-
-
 def ndcg(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 10) -> float:
     """Return nDCG@k of one ranked list: DCG = sum(grade / log2(rank + 1)), divided by the ideal DCG."""
-    k = _check_k(k)
+    k = check_positive_int("k", k, none_ok=True, hint="None: all results")
     top = list(docs)[:k] if k else list(docs)
     dcg = sum(max(judged.get(d, 0), 0) / math.log2(r + 2) for r, d in enumerate(top))
     ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[: k or None]
@@ -53,7 +48,7 @@ def ndcg(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 10) -> 
 
 def recall(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 100) -> float:
     """Return Recall@k of one ranked list: the share of relevant documents found in the top k."""
-    k = _check_k(k)
+    k = check_positive_int("k", k, none_ok=True, hint="None: all results")
     relevant = {d for d, g in judged.items() if g > 0}
     if not relevant:
         return 0.0
@@ -63,7 +58,7 @@ def recall(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 100) 
 
 def precision(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 10) -> float:
     """Return Precision@k of one ranked list: relevant documents in the top k, divided by k."""
-    k = _check_k(k)
+    k = check_positive_int("k", k, none_ok=True, hint="None: all results")
     top = list(docs)[:k] if k else list(docs)
     if not top:
         return 0.0
@@ -72,7 +67,7 @@ def precision(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 10
 
 def mrr(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 10) -> float:
     """Return the reciprocal rank of the first relevant document in the top k (0 when none is there)."""
-    k = _check_k(k)
+    k = check_positive_int("k", k, none_ok=True, hint="None: all results")
     for r, d in enumerate(list(docs)[:k] if k else docs):
         if judged.get(d, 0) > 0:
             return 1.0 / (r + 1)
@@ -81,7 +76,7 @@ def mrr(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 10) -> f
 
 def average_precision(docs: Sequence[str], judged: Mapping[str, int], k: int | None = None) -> float:
     """Return average precision: mean of precision@rank over the relevant documents (unfound ones count 0)."""
-    k = _check_k(k)
+    k = check_positive_int("k", k, none_ok=True, hint="None: all results")
     n_rel = sum(g > 0 for g in judged.values())
     if not n_rel:
         return 0.0
@@ -178,8 +173,7 @@ def _scores(x: Sequence[float] | np.ndarray, name: str = "scores") -> np.ndarray
 
 
 def _check_resamples(n_resamples: int, confidence: float) -> None:
-    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 100:
-        raise InputError(f"n_resamples must be an integer of at least 100, got {n_resamples!r}")
+    check_positive_int("n_resamples", n_resamples, minimum=100)
     if not 0 < confidence < 1:
         raise InputError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, ModelNotFoundError
+from .errors import ModelNotFoundError
 from .paths import cache_dir
+from .validation import check_positive_int, check_texts
 
 EXPORT_VERSION = 2  # bump when the exported graph changes, so old exports are not reused
 FLOAT_FILE = "model.onnx"
@@ -159,9 +160,7 @@ class OnnxEncoder:
             import torch
 
             threads = torch.get_num_threads()
-        if threads < 1:
-            raise InputError(f"threads must be at least 1, got {threads}")
-        self.threads = threads
+        self.threads = check_positive_int("threads", threads)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -201,11 +200,8 @@ class OnnxEncoder:
         show_progress_bar: bool = False,
     ) -> np.ndarray:
         """Embed ``texts``; return ``(n, dim)`` float32 (unit length with ``normalize_embeddings=True``)."""
-        from .embed import check_texts
-
         items = check_texts(texts)
-        if batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        check_positive_int("batch_size", batch_size)
         out = np.empty((len(items), self._dim), dtype=np.float32)
         # Longest first, as sentence-transformers does: batches of similar length waste little padding.
         order = sorted(range(len(items)), key=lambda i: -len(items[i]))

@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import InputError, SearchIndexError
 from .index import SearchResult, VectorIndex, as_matrix, check_ids_match
+from .validation import check_positive_int
 
 ID_BYTES = 8  # faiss stores one int64 label per vector (IDMap and inverted lists alike)
 GOOD_POINTS_PER_CENTROID = 39  # faiss warns below 39 training points per k-means centroid
@@ -253,8 +254,7 @@ class Reranked:
     """
 
     def __init__(self, index: VectorIndex, originals: np.ndarray, ratio: int = 4):
-        if not isinstance(ratio, (int, np.integer)) or ratio < 1:
-            raise InputError(f"ratio must be an integer >= 1 (candidates fetched per result), got {ratio!r}")
+        check_positive_int("ratio", ratio, hint="candidates fetched per result")
         if originals.ndim != 2 or originals.shape[1] != index.dim:
             raise InputError(
                 f"originals have shape {originals.shape} but the index has dimension {index.dim}: "
@@ -272,8 +272,7 @@ class Reranked:
 
     def search(self, xq: np.ndarray, k: int = 10, params: faiss.SearchParameters | None = None) -> SearchResult:
         """Fetch ``k * ratio`` candidates per query row of ``xq``, re-score them exactly, return the best ``k``."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
+        check_positive_int("k", k)
         xq = as_matrix(xq, self.index.dim, name="queries")
         if len(self.index) == 0:
             raise SearchIndexError("index is empty: add vectors before searching")
@@ -367,8 +366,7 @@ class BinaryIndex:
         self, xq: np.ndarray, k: int = 10, ratio: int = 4, rescore: bool = True, originals: np.ndarray | None = None
     ) -> SearchResult:
         """Return the ``k`` best documents per row of ``xq``; scores are ``dim - 2 * Hamming`` unless re-scored."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
+        check_positive_int("k", k)
         if len(self) == 0:
             raise SearchIndexError("binary index is empty: add vectors before searching")
         xq = as_matrix(xq, self.dim, name="queries")
@@ -414,8 +412,7 @@ class Int8Index:
 
     def search(self, xq: np.ndarray, k: int = 10, ratio: int = 4, rescore: bool = True) -> SearchResult:
         """Return the ``k`` best documents per query row of ``xq`` (int8 dot products, re-scored in float)."""
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}")
+        check_positive_int("k", k)
         if len(self) == 0:
             raise SearchIndexError("int8 index is empty: add vectors before searching")
         xq = as_matrix(xq, self.dim, name="queries")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import check_texts
 from .errors import InputError, ModelNotFoundError
+from .validation import check_positive_int, check_query, check_texts
 
 
 class Reranker:
@@ -49,8 +49,7 @@ class Reranker:
 
     def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """Return one relevance score per text for ``query``, shape ``(len(texts),)`` float32."""
-        if not isinstance(query, str) or not query.strip():
-            raise InputError(f"query must be a non-empty string, got {query!r}")
+        check_query(query)
         texts = check_texts(texts)
         if not texts:
             return np.zeros(0, dtype=np.float32)
@@ -61,8 +60,7 @@ class Reranker:
 
     def rerank(self, query: str, hits: Sequence, k: int | None = None) -> list:
         """Return ``hits`` (engine Hits) re-ordered by cross-encoder score (the new ``score``), best first."""
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise InputError(f"k must be a positive integer or None, got {k!r}")
+        check_positive_int("k", k, none_ok=True)
         hits = list(hits)
         s = self.scores(query, [f"{h.title} {h.text}".strip() for h in hits])
         order = np.argsort(-s, kind="stable")
@@ -76,8 +74,7 @@ def reranked_search(
 
     Below the re-ranked ``depth`` the original order is kept, so Recall@k for k > depth is unchanged.
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise InputError(f"depth must be a positive integer, got {depth!r}")
+    check_positive_int("depth", depth)
 
     def search(queries: list[str], k: int) -> list[list[tuple[str, float]]]:
         out = []

@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from .app import create_app
 from .engine import SearchEngine
-from .errors import InputError, SearchkitError
+from .errors import SearchkitError
+from .validation import check_positive_int
 
 
 def set_compute_threads(n: int = 1) -> None:
@@ -22,8 +23,7 @@ def set_compute_threads(n: int = 1) -> None:
     import faiss
     import torch
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputError(f"threads must be a positive integer, got {n!r}")
+    check_positive_int("threads", n)
     torch.set_num_threads(n)
     faiss.omp_set_num_threads(n)
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import InputError
 from .paths import cache_dir
+from .validation import check_positive_int
 
 CHUNK = 65_536  # rows drawn per seeded chunk: output does not depend on how callers slice it
 
@@ -61,8 +62,7 @@ def fit_gaussian(x: np.ndarray, source: str = "unknown", clusters: int = 1, seed
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2 or not np.isfinite(x).all():
         raise InputError(f"fit_gaussian needs a finite (n, d) array with n >= 2, got shape {x.shape}")
-    if isinstance(clusters, bool) or not isinstance(clusters, (int, np.integer)) or not 1 <= clusters <= len(x) // 2:
-        raise InputError(f"clusters must be an integer from 1 to n/2 = {len(x) // 2}, got {clusters!r}")
+    check_positive_int("clusters", clusters, maximum=len(x) // 2, hint=f"at most n/2 for n = {len(x)} vectors")
     mean = x.mean(axis=0)
     centres = weights = None
     resid = x - mean
@@ -122,9 +122,7 @@ def pydocs_fit(embedder=None, clusters: int = 64) -> GaussianFit:
 
 
 def _check_n(n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise InputError(f"n must be a non-negative integer number of vectors, got {n!r}")
-    return int(n)
+    return check_positive_int("n", n, minimum=0, hint="a number of vectors")
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:

@@ -10,9 +10,9 @@ import html
 
 import ipywidgets as w
 
-from .cache import normalize_query
 from .engine import MODES, SearchEngine, SearchSettings
 from .errors import InputError, SearchkitError
+from .validation import normalize_query
 
 LABELS = {"bm25": "BM25", "dense": "dense", "hybrid": "hybrid"}
 SNIPPET_CHARS = 160

@@ -362,8 +362,8 @@ def test_app_with_redis_stopped_mid_test_keeps_answering(small_engine):
 
 
 def test_set_compute_threads_checks_its_argument():
-    from searchkit.server import set_compute_threads
     from searchkit.errors import InputError
+    from searchkit.server import set_compute_threads
 
     with pytest.raises(InputError, match="threads must be a positive integer, got 0"):
         set_compute_threads(0)

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from searchkit.server import free_port
 from searchkit.cli import main
 from searchkit.index import VectorIndex, read_manifest
+from searchkit.server import free_port
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def test_bad_items_are_named(embedder, texts, message):
 
 
 def test_bad_batch_size(embedder):
-    with pytest.raises(InputError, match="batch_size must be at least 1, got 0"):
+    with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):
         embedder.encode(["x"], batch_size=0)
 
 

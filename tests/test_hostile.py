@@ -15,9 +15,9 @@ import time
 import httpx
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -26,10 +26,10 @@ from schemathesis.checks import (
 )
 
 from searchkit.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, create_app
-from searchkit.server import serve_in_background
 from searchkit.cache import LRUCache
 from searchkit.datasets import Corpus
 from searchkit.engine import SearchEngine
+from searchkit.server import serve_in_background
 
 FUZZ_EXAMPLES = int(os.environ.get("SEARCHKIT_FUZZ_EXAMPLES", "100"))
 QUICK_S = 2.0  # a rejected request answers within this (generous: the CI machine is shared)

@@ -102,5 +102,5 @@ def test_bad_input_errors_come_from_check_texts(onnx_int8, texts, message):
 
 
 def test_bad_batch_size(onnx_int8):
-    with pytest.raises(InputError, match="batch_size must be at least 1, got 0"):
+    with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):
         onnx_int8.model.encode(["a"], batch_size=0)

@@ -149,7 +149,7 @@ def test_reranked_checks_originals(unit_vectors):
     index = build_index("Flat", unit_vectors(100, 32))
     with pytest.raises(InputError, match="originals have 50 rows but the index holds 100"):
         Reranked(index, unit_vectors(50, 32))
-    with pytest.raises(InputError, match="ratio must be an integer >= 1"):
+    with pytest.raises(InputError, match=r"ratio must be a positive integer, got .* \(candidates fetched per result\)"):
         Reranked(index, unit_vectors(100, 32), ratio=0)
 
 

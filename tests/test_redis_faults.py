@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 from test_cache import REDIS, RedisServer
 
 from searchkit.app import create_app
-from searchkit.cache import DEFAULT_TIMEOUT_S, RedisCache, cache_key, encode_vector, normalize_query
+from searchkit.cache import DEFAULT_TIMEOUT_S, RedisCache, cache_key, encode_vector
 from searchkit.datasets import Corpus
 from searchkit.engine import SearchEngine
+from searchkit.validation import normalize_query
 
 pytestmark = [
     pytest.mark.skipif(

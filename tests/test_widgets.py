@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from searchkit.server import serve_in_background
 from searchkit.cache import LRUCache
 from searchkit.engine import MODES
 from searchkit.errors import InputError
+from searchkit.server import serve_in_background
 from searchkit.widgets import SearchBox, render
 
 
