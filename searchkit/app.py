@@ -25,6 +25,8 @@ from .batching import BatchingEmbedder
 from .cache import QueryCache, RedisCache, make_cache
 from .engine import MODES, EngineResult, Hit, SearchEngine
 from .errors import InputError, NotReadyError, SearchkitError
+from .experiment_routes import _SESSION_DOC, add_experiment_routes, experiment_search
+from .experiments import MAX_SESSION_CHARS, Experiment
 from .page import add_page
 from .validation import normalize_query
 
@@ -110,6 +112,8 @@ class _Common(BaseModel):
 class SearchRequest(_Common):
     """One query."""
 
+    session: str | None = Field(None, description=_SESSION_DOC, json_schema_extra={"maxLength": MAX_SESSION_CHARS})
+
     query: str = Field(..., description=_QUERY_DOC, examples=["how do I delete a folder and everything in it"],
                        json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS})  # fmt: skip
 
@@ -117,6 +121,14 @@ class SearchRequest(_Common):
     @classmethod
     def _query(cls, v: str) -> str:
         return _check_query(v)
+
+    @field_validator("session")
+    @classmethod
+    def _session(cls, v: str | None) -> str | None:
+        if v is not None and len(v) > MAX_SESSION_CHARS:
+            raise PydanticCustomError("session_too_long", "session has {n} characters; the limit is {limit}",
+                                      {"n": len(v), "limit": MAX_SESSION_CHARS})  # fmt: skip
+        return v or None
 
 
 class BatchRequest(_Common):
@@ -167,6 +179,7 @@ class SearchResponse(BaseModel):
     results: list[HitOut]
     timings_ms: Timings
     cached: bool = Field(description="true when the query vector came from the cache (no encoder call)")
+    impression_id: str | None = Field(None, description="only while an experiment runs: send it with POST /click")
 
 
 class BatchResponse(BaseModel):
@@ -255,11 +268,12 @@ class _Service:
             self.batcher.close()
         self.cache.close()
 
-    def search(self, queries: list[str], top_k: int, mode: str, prefix: str | None) -> EngineResult:
-        """Answer ``queries``, or raise :class:`NotReadyError` while the engine is loading or failed."""
+    def search(self, queries: list[str], top_k: int, mode: str, prefix: str | None,
+               fusion: str | None = None) -> EngineResult:  # fmt: skip
+        """Answer ``queries`` by ``mode`` (and ``fusion``; else the engine's), or raise :class:`NotReadyError`."""
         if self.engine is None:
             raise NotReadyError(self.error or "the index is still loading: retry in a few seconds")
-        settings = replace(self.engine.defaults, mode=mode)  # type: ignore[arg-type]
+        settings = replace(self.engine.defaults, mode=mode, fusion=fusion or self.engine.defaults.fusion)  # type: ignore[arg-type]
         return self.engine.search_timed(queries, top_k, prefix=prefix, settings=settings)
 
     def health(self, cache_stats: dict) -> tuple[Health, int]:
@@ -287,11 +301,13 @@ def create_app(
     cache: QueryCache | None = None,
     micro_batch: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
+    experiment: Experiment | None = None,
 ) -> FastAPI:
     """Return the FastAPI app serving ``engine`` (or the engine ``loader()`` returns, loaded at start-up).
 
     ``cache`` defaults to :func:`searchkit.cache.make_cache` (LRU, or Redis when ``SEARCHKIT_REDIS_URL`` is
     set). The caller's engine is not modified: the app works on a shallow copy with the cache attached.
+    With an ``experiment``, ``/search`` answers from its arms and records impressions; ``/click`` records clicks.
     """
     if engine is None and loader is None:
         raise InputError("create_app needs an engine or a loader: pass SearchEngine.build(corpus) or a function")
@@ -317,7 +333,8 @@ def create_app(
     if engine is not None:
         service.attach(engine)
     _add_error_handlers(app)
-    _add_search_routes(app, service, max_body_bytes)
+    _add_search_routes(app, service, max_body_bytes, experiment)
+    add_experiment_routes(app, experiment)
     _add_health_route(app, service)
     add_page(app)  # the search page at / (searchkit/static)
     return app
@@ -352,8 +369,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _problem(500, f"internal error ({type(exc).__name__}); the server log has details")
 
 
-def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int) -> None:
-    """Add ``POST /search``, ``GET /search`` and ``POST /search/batch``."""
+def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, experiment: Experiment | None) -> None:
+    """Add ``POST /search``, ``GET /search`` and ``POST /search/batch`` (single searches join a running experiment)."""
     err = {
         400: {"model": Problem, "description": "body is not JSON the server can parse (too deeply nested, not UTF-8)"},
         413: {"model": Problem, "description": f"request body over {max_body_bytes} bytes"},
@@ -362,8 +379,10 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int) -> 
     }
 
     @app.post("/search", response_model=SearchResponse, responses=err, summary="Search with one query")
-    def search(req: SearchRequest) -> JSONResponse:
-        """Return the ``top_k`` best documents for ``query``."""
+    def search(req: SearchRequest, request: Request) -> JSONResponse:
+        """Return the ``top_k`` best documents for ``query`` (while an experiment runs: its arms decide the mode)."""
+        if experiment is not None:
+            return experiment_search(experiment, service.search, req, request, _hit)
         res = service.search([req.query], req.top_k, req.mode, req.prefix)
         return JSONResponse({
             "query": req.query, "mode": req.mode, "results": [_hit(h) for h in res.hits[0]],
@@ -372,6 +391,7 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int) -> 
 
     @app.get("/search", response_model=SearchResponse, responses=err, summary="Search from a browser or curl")
     def search_get(
+        request: Request,
         q: str = Query(..., description=_QUERY_DOC,
                        json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS}),
         top_k: str = Query("10", description=_TOPK_DOC,  # a string, so a bad value gets our message
@@ -380,7 +400,7 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int) -> 
         prefix: str | None = Query(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS}),
     ) -> JSONResponse:
         """Like ``POST /search``, with the parameters in the URL: ``/search?q=read+a+csv+file&top_k=5``."""
-        return search(_request_from_url(q, top_k, mode, prefix))
+        return search(_request_from_url(q, top_k, mode, prefix), request)
 
     @app.post("/search/batch", response_model=BatchResponse, responses=err, summary="Search with many queries")
     def search_batch(req: BatchRequest) -> JSONResponse:

@@ -60,14 +60,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .engine import load_engine
     from .server import set_compute_threads
 
+    experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
     engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend)  # fails fast
     set_compute_threads(args.threads)  # after the build: embedding a corpus uses every core
     built = engine.index.backend
     note = f", index vectors from {built}" if built and built != args.backend else ""
     print(f"serving {len(engine.corpus)} documents on http://{args.host}:{args.port} (API docs at /docs; "
           f"queries embedded with {args.backend}{note})", flush=True)  # fmt: skip
-    uvicorn.run(create_app(engine), host=args.host, port=args.port, log_level=args.log_level)
+    if experiment is not None:
+        print(f"experiment: {experiment.design} {experiment.salt}, events in {args.events}", flush=True)
+    uvicorn.run(create_app(engine, experiment=experiment), host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _experiment(args: argparse.Namespace):
+    """Return the Experiment that ``--experiment`` asks for (None without it)."""
+    from .experiments import Experiment, check_design, parse_arms
+
+    if args.experiment is None:
+        if args.events or args.experiment_design:
+            raise SearchkitError("--events and --experiment-design need --experiment, e.g. control=bm25,treatment=hybrid")
+        return None
+    arms = parse_arms(args.experiment)
+    if not args.events:
+        raise SearchkitError("--experiment needs --events PATH: the SQLite file that stores impressions and clicks")
+    return Experiment(arms, check_design(args.experiment_design or "interleave"), args.events)
 
 
 def cmd_tune_fusion(args: argparse.Namespace) -> int:
@@ -126,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
     v.add_argument("--threads", type=int, default=1, help="torch/faiss threads per call (default: 1)")
     _backend(v)
+    v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",
+                   help="run an online experiment between two arms, e.g. control=bm25,treatment=hybrid:rrf")
+    v.add_argument("--experiment-design", default=None, choices=("interleave", "split"),
+                   help="interleave: every result list mixes both arms; split: each session sees one arm "
+                   "(default: interleave)")
+    v.add_argument("--events", default=None, metavar="PATH", help="SQLite file for impressions and clicks")
     v.set_defaults(func=cmd_serve)
     t = sub.add_parser("tune-fusion", help="choose hybrid fusion and weights from judged queries (cross-validated)")
     t.add_argument("--corpus", default="pydocs", help=corpus_help + "; needs judged queries")

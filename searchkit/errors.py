@@ -27,6 +27,18 @@ class NotReadyError(SearchkitError):
     """The service cannot answer yet: its index is still loading, or loading failed."""
 
 
+class ExperimentError(SearchkitError):
+    """An online experiment is misconfigured, or a click names an impression or document it cannot match."""
+
+
+class UnknownImpressionError(ExperimentError, LookupError):
+    """A click names an impression id the event store has never recorded."""
+
+
+class NotShownError(ExperimentError, InputError):
+    """A click names a document that its impression did not show."""
+
+
 __all__ = [
     "SearchkitError",
     "InputError",
@@ -34,4 +46,7 @@ __all__ = [
     "DatasetError",
     "SearchIndexError",
     "NotReadyError",
+    "ExperimentError",
+    "UnknownImpressionError",
+    "NotShownError",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .datasets import Dataset
 from .errors import InputError
-from .metrics import Comparison, Estimate, bootstrap_ci, paired_bootstrap, parse_metric, per_query, ranked
+from .metrics import Comparison, Estimate, bootstrap_ci, paired_bootstrap, parse_metric, per_query, ranked, sign_test
 from .report import format_table
 from .validation import check_positive_int
 
@@ -272,20 +272,38 @@ def team_draft(a: Sequence[str], b: Sequence[str], k: int, rng: np.random.Genera
 
 @dataclass
 class ClickModel:
-    """A cascade user: scans top-down, clicks with ``click[grade]``, stops after a click with ``stop[grade]``."""
+    """A cascade user: scans top-down, clicks with ``click[grade]``, stops after a click with ``stop[grade]``,
+    and moves on to the next result with probability ``patience`` (below 1: lower ranks are seen less often)."""
 
     click: tuple[float, ...] = (0.05, 0.5, 0.8, 0.95)  # P(click | grade 0, 1, 2, 3+)
     stop: tuple[float, ...] = (0.0, 0.5, 0.7, 0.9)  # P(stop | clicked, grade)
+    patience: float = 1.0  # P(look at the next result | did not stop here)
+
+    def _grades(self, docs: Sequence[str], judged: Mapping[str, int]) -> np.ndarray:
+        return np.array([min(max(int(judged.get(d, 0)), 0), len(self.click) - 1) for d in docs], dtype=np.int64)
 
     def clicks(self, docs: Sequence[str], judged: Mapping[str, int], rng: np.random.Generator) -> list[int]:
         """Return the positions the simulated user clicks in ``docs``."""
         out = []
-        for i, d in enumerate(docs):
-            g = min(max(int(judged.get(d, 0)), 0), len(self.click) - 1)
+        for i, g in enumerate(self._grades(docs, judged)):
             if rng.random() < self.click[g]:
                 out.append(i)
                 if rng.random() < self.stop[min(g, len(self.stop) - 1)]:
                     break
+            if self.patience < 1 and rng.random() >= self.patience:
+                break
+        return out
+
+    def click_matrix(self, docs: Sequence[str], judged: Mapping[str, int], n: int, rng: np.random.Generator) -> np.ndarray:
+        """Simulate ``n`` users on the same page at once; return an ``(n, len(docs))`` boolean array of clicks."""
+        g = self._grades(docs, judged)
+        p_click = np.asarray(self.click, dtype=np.float64)[g]
+        p_stop = np.asarray(self.stop, dtype=np.float64)[np.minimum(g, len(self.stop) - 1)]
+        looking = np.ones(n, dtype=bool)
+        out = np.zeros((n, len(g)), dtype=bool)
+        for i in range(len(g)):
+            out[:, i] = looking & (rng.random(n) < p_click[i])
+            looking &= ~(out[:, i] & (rng.random(n) < p_stop[i])) & (rng.random(n) < self.patience)
         return out
 
 
@@ -334,8 +352,6 @@ def interleave(
     it; the team with more clicked documents wins that page. The p-value is a two-sided sign test on
     the pages won (ties left out).
     """
-    from scipy.stats import binomtest
-
     check_positive_int("k", k)
     check_positive_int("impressions", impressions)
     model = click_model or ClickModel()
@@ -350,6 +366,5 @@ def interleave(
             ca = sum(team[i] == 0 for i in clicked)
             cb = len(clicked) - ca
             wins[0 if ca > cb else 1 if cb > ca else 2] += 1
-    decided = wins[0] + wins[1]
-    p = float(binomtest(wins[0], decided, 0.5).pvalue) if decided else 1.0
+    p = float(sign_test(wins[0], wins[1]))
     return InterleavingResult(names[0], names[1], wins[0], wins[1], wins[2], p)

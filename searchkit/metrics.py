@@ -230,3 +230,128 @@ def paired_bootstrap(
     if observed == 0 and not d.any():
         p = 1.0
     return Comparison(float(xa.mean()), float(xb.mean()), observed, float(lo), float(hi), float(min(p, 1.0)), d.size)
+
+
+# ---------------------------------------------------------------------------------------------
+# Online experiments: proportions (A/B split) and the sign test (interleaving)
+# Each function works on plain counts or, element by element, on numpy arrays of counts.
+# ---------------------------------------------------------------------------------------------
+
+_Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def _counts(name: str, x) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.kind not in "iu" and not (a.dtype.kind == "f" and np.all(a == np.round(a))):
+        raise InputError(f"{name} must be whole counts, got {x!r}")
+    if np.any(a < 0):
+        raise InputError(f"{name} must be counts of at least 0, got {x!r}")
+    return a.astype(np.float64)
+
+
+def _z(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
+    if confidence == 0.95:
+        return _Z95
+    from scipy.special import ndtri
+
+    return float(ndtri(0.5 + confidence / 2))
+
+
+def _out(a: np.ndarray):
+    return float(a) if np.ndim(a) == 0 else a
+
+
+def proportion_ci(successes, n, confidence: float = 0.95) -> tuple:
+    """Return the Wilson score interval ``(low, high)`` of ``successes / n`` (e.g. a click-through rate)."""
+    x, n_ = _counts("successes", successes), _counts("n", n)
+    if np.any(x > n_):
+        raise InputError(f"successes ({successes!r}) cannot exceed n ({n!r})")
+    z = _z(confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = x / n_
+        centre = (p + z * z / (2 * n_)) / (1 + z * z / n_)
+        half = z / (1 + z * z / n_) * np.sqrt(p * (1 - p) / n_ + z * z / (4 * n_ * n_))
+    low, high = np.where(n_ > 0, centre - half, 0.0), np.where(n_ > 0, centre + half, 1.0)
+    return _out(np.clip(low, 0, 1)), _out(np.clip(high, 0, 1))
+
+
+@dataclass
+class ProportionDiff:
+    """Two rates and their difference (B - A) with a Wald CI and a pooled two-proportion z-test p-value."""
+
+    rate_a: float
+    rate_b: float
+    diff: float
+    low: float
+    high: float
+    p_value: float
+
+    def __str__(self) -> str:
+        return f"{self.diff:+.4f} [{self.low:+.4f}, {self.high:+.4f}], p={self.p_value:.3g}"
+
+
+def two_proportion_test(x_a, n_a, x_b, n_b, confidence: float = 0.95) -> ProportionDiff:
+    """Compare rates ``x_a / n_a`` and ``x_b / n_b``: difference B - A, its CI, and a two-sided z-test p-value.
+
+    The p-value uses the pooled rate (the null hypothesis: both rates are equal); the CI uses each arm's
+    own rate (unpooled standard error). With no successes or no failures at all the p-value is 1.
+    """
+    from scipy.special import ndtr
+
+    xa, na, xb, nb = (_counts(k, v) for k, v in (("x_a", x_a), ("n_a", n_a), ("x_b", x_b), ("n_b", n_b)))
+    if np.any(xa > na) or np.any(xb > nb):
+        raise InputError(f"successes cannot exceed trials: got {x_a!r}/{n_a!r} and {x_b!r}/{n_b!r}")
+    if np.any(na == 0) or np.any(nb == 0):
+        raise InputError(f"each arm needs at least one trial, got n_a={n_a!r}, n_b={n_b!r}")
+    z = _z(confidence)
+    pa, pb = xa / na, xb / nb
+    diff = pb - pa
+    half = z * np.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+    pooled = (xa + xb) / (na + nb)
+    se0 = np.sqrt(pooled * (1 - pooled) * (1 / na + 1 / nb))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(se0 > 0, 2 * ndtr(-np.abs(diff) / np.where(se0 > 0, se0, 1)), 1.0)
+    return ProportionDiff(_out(pa), _out(pb), _out(diff), _out(diff - half), _out(diff + half), _out(p))
+
+
+def sign_test(wins, losses):
+    """Return the exact two-sided sign-test p-value of ``wins`` vs ``losses`` (ties left out): binomial, p = 1/2."""
+    from scipy.special import betainc
+
+    w, l_ = _counts("wins", wins), _counts("losses", losses)
+    n, k = w + l_, np.minimum(w, l_)
+    with np.errstate(invalid="ignore"):
+        # P(X <= k) for X ~ Binomial(n, 1/2) is the regularized incomplete beta I_{1/2}(n - k, k + 1)
+        tail = np.where(k < n / 2, betainc(np.maximum(n - k, 1), k + 1, 0.5), 0.5)
+    return _out(np.where(n > 0, np.minimum(1.0, 2 * tail), 1.0))
+
+
+@dataclass
+class Preference:
+    """Interleaving outcome: preference for B = (wins B - wins A) / impressions, its CI and a sign-test p-value."""
+
+    wins_a: int
+    wins_b: int
+    ties: int
+    preference: float
+    low: float
+    high: float
+    p_value: float
+
+    def __str__(self) -> str:
+        return f"{self.preference:+.4f} [{self.low:+.4f}, {self.high:+.4f}], p={self.p_value:.3g}"
+
+
+def preference_test(wins_a: int, wins_b: int, ties: int = 0, confidence: float = 0.95) -> Preference:
+    """Summarize interleaved impressions: each scores +1 (B won), -1 (A won) or 0 (tie); return their mean with a
+    normal CI, and the sign test of B's wins against A's."""
+    a, b, t = (int(_counts(k, v)) for k, v in (("wins_a", wins_a), ("wins_b", wins_b), ("ties", ties)))
+    n = a + b + t
+    if n == 0:
+        return Preference(a, b, t, 0.0, 0.0, 0.0, 1.0)
+    pref = (b - a) / n
+    var = (a + b) / n - pref * pref  # variance of the +1/0/-1 outcome
+    half = _z(confidence) * math.sqrt(max(var, 0.0) / n)
+    return Preference(a, b, t, pref, pref - half, pref + half, float(sign_test(b, a)))
