@@ -270,7 +270,7 @@ def summarize(design: str, arms: Sequence[Arm], counts: dict) -> dict:
             out["arms"][arm.name] = {**_arm_info(arm), **c, "ctr": ctr, "ctr_ci": [lo, hi]}
         ca, cb = counts["arms"]
         if ca["impressions"] and cb["impressions"]:
-            d = metrics.two_proportion_test(ca["clicked"], ca["impressions"], cb["clicked"], cb["impressions"])
+            d = metrics.two_proportion_test(cb["clicked"], cb["impressions"], ca["clicked"], ca["impressions"])
             out["difference"] = {"of": f"{b.name} - {a.name}", "ctr": d.diff, "ci": [d.low, d.high], "p_value": d.p_value}
         else:
             out["difference"] = None
@@ -278,10 +278,10 @@ def summarize(design: str, arms: Sequence[Arm], counts: dict) -> dict:
     for i, arm in enumerate(arms):
         out["arms"][arm.name] = {**_arm_info(arm), "wins": counts["wins"][i], "ties": counts["ties"],
                                  "losses": counts["wins"][1 - i], "clicks": counts["team_clicks"][i]}  # fmt: skip
-    p = metrics.preference_test(counts["wins"][0], counts["wins"][1], counts["ties"])
+    p = metrics.preference_test(counts["wins"][1], counts["wins"][0], counts["ties"])
     out["impressions_with_clicks"] = counts["clicked"]
     out["impressions_without_clicks"] = counts["impressions"] - counts["clicked"]
-    out["preference"] = {"for": b.name, "value": p.preference, "ci": [p.low, p.high], "p_value": p.p_value}
+    out["preference"] = {"for": b.name, "value": p.diff, "ci": [p.low, p.high], "p_value": p.p_value}
     return out
 
 

@@ -277,43 +277,30 @@ def proportion_ci(successes, n, confidence: float = 0.95) -> tuple:
     return _out(np.clip(low, 0, 1)), _out(np.clip(high, 0, 1))
 
 
-@dataclass
-class ProportionDiff:
-    """Two rates and their difference (B - A) with a Wald CI and a pooled two-proportion z-test p-value."""
-
-    rate_a: float
-    rate_b: float
-    diff: float
-    low: float
-    high: float
-    p_value: float
-
-    def __str__(self) -> str:
-        return f"{self.diff:+.4f} [{self.low:+.4f}, {self.high:+.4f}], p={self.p_value:.3g}"
-
-
-def two_proportion_test(x_a, n_a, x_b, n_b, confidence: float = 0.95) -> ProportionDiff:
-    """Compare rates ``x_a / n_a`` and ``x_b / n_b``: difference B - A, its CI, and a two-sided z-test p-value.
+def two_proportion_test(x_a, n_a, x_b, n_b, confidence: float = 0.95) -> Comparison:
+    """Compare rates ``x_a / n_a`` and ``x_b / n_b`` (e.g. click-through rates): difference A - B, its CI, and a
+    two-sided z-test p-value.
 
     The p-value uses the pooled rate (the null hypothesis: both rates are equal); the CI uses each arm's
     own rate (unpooled standard error). With no successes or no failures at all the p-value is 1.
+    Counts may be numpy arrays (one test per element).
     """
     from scipy.special import ndtr
 
     xa, na, xb, nb = (_counts(k, v) for k, v in (("x_a", x_a), ("n_a", n_a), ("x_b", x_b), ("n_b", n_b)))
-    if np.any(xa > na) or np.any(xb > nb):
-        raise InputError(f"successes cannot exceed trials: got {x_a!r}/{n_a!r} and {x_b!r}/{n_b!r}")
     if np.any(na == 0) or np.any(nb == 0):
         raise InputError(f"each arm needs at least one trial, got n_a={n_a!r}, n_b={n_b!r}")
+    if np.any(xa > na) or np.any(xb > nb):
+        raise InputError(f"successes cannot exceed trials: got {x_a!r}/{n_a!r} and {x_b!r}/{n_b!r}")
     z = _z(confidence)
     pa, pb = xa / na, xb / nb
-    diff = pb - pa
+    diff = pa - pb
     half = z * np.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
     pooled = (xa + xb) / (na + nb)
     se0 = np.sqrt(pooled * (1 - pooled) * (1 / na + 1 / nb))
     with np.errstate(invalid="ignore", divide="ignore"):
         p = np.where(se0 > 0, 2 * ndtr(-np.abs(diff) / np.where(se0 > 0, se0, 1)), 1.0)
-    return ProportionDiff(_out(pa), _out(pb), _out(diff), _out(diff - half), _out(diff + half), _out(p))
+    return Comparison(_out(pa), _out(pb), _out(diff), _out(diff - half), _out(diff + half), _out(p), _out(na + nb))
 
 
 def sign_test(wins, losses):
@@ -328,30 +315,17 @@ def sign_test(wins, losses):
     return _out(np.where(n > 0, np.minimum(1.0, 2 * tail), 1.0))
 
 
-@dataclass
-class Preference:
-    """Interleaving outcome: preference for B = (wins B - wins A) / impressions, its CI and a sign-test p-value."""
+def preference_test(wins_a: int, wins_b: int, ties: int = 0, confidence: float = 0.95) -> Comparison:
+    """Summarize interleaved impressions won by A, won by B, or tied: each scores +1 (A won), -1 (B won) or 0.
 
-    wins_a: int
-    wins_b: int
-    ties: int
-    preference: float
-    low: float
-    high: float
-    p_value: float
-
-    def __str__(self) -> str:
-        return f"{self.preference:+.4f} [{self.low:+.4f}, {self.high:+.4f}], p={self.p_value:.3g}"
-
-
-def preference_test(wins_a: int, wins_b: int, ties: int = 0, confidence: float = 0.95) -> Preference:
-    """Summarize interleaved impressions: each scores +1 (B won), -1 (A won) or 0 (tie); return their mean with a
-    normal CI, and the sign test of B's wins against A's."""
+    Return the share won by A and by B, the preference for A (their difference, the mean score) with a
+    normal CI, and the exact sign test of A's wins against B's (ties left out).
+    """
     a, b, t = (int(_counts(k, v)) for k, v in (("wins_a", wins_a), ("wins_b", wins_b), ("ties", ties)))
     n = a + b + t
     if n == 0:
-        return Preference(a, b, t, 0.0, 0.0, 0.0, 1.0)
-    pref = (b - a) / n
-    var = (a + b) / n - pref * pref  # variance of the +1/0/-1 outcome
+        return Comparison(0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0)
+    pref = (a - b) / n
+    var = (a + b) / n - pref * pref  # variance of the +1/0/-1 score
     half = _z(confidence) * math.sqrt(max(var, 0.0) / n)
-    return Preference(a, b, t, pref, pref - half, pref + half, float(sign_test(b, a)))
+    return Comparison(a / n, b / n, pref, pref - half, pref + half, float(sign_test(a, b)), n)

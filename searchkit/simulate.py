@@ -95,7 +95,7 @@ def p_values(rates: Rates, design: str, n: int, runs: int = 2000, seed: int = 0)
     if design == "split":
         na, nb = n // 2, n - n // 2  # sessions are split evenly by the hash, in expectation
         xa, xb = rng.binomial(na, rates.ctr[0], runs), rng.binomial(nb, rates.ctr[1], runs)
-        p = np.asarray(metrics.two_proportion_test(xa, na, xb, nb).p_value)
+        p = np.asarray(metrics.two_proportion_test(xb, nb, xa, na).p_value)
         diff = xb / nb - xa / na
     elif design == "interleave":
         w = rng.multinomial(n, rates.interleave, size=runs)

@@ -44,20 +44,20 @@ def test_two_proportion_p_value_agrees_with_scipy_chi_square(xa, na, xb, nb):
 
 
 def test_two_proportion_test_by_hand():
-    # 30/100 vs 45/100: difference 0.15; pooled rate 0.375, SE0 = sqrt(.375 * .625 * 2 / 100) = 0.0684653
-    # z = 0.15 / 0.0684653 = 2.19089, two-sided p = 0.028460; Wald SE = sqrt(.21/100 + .2475/100) = 0.0676387
-    d = M.two_proportion_test(30, 100, 45, 100)
-    assert (d.rate_a, d.rate_b, d.diff) == pytest.approx((0.30, 0.45, 0.15))
+    # 45/100 vs 30/100: difference 0.15; pooled rate 0.375, SE0 = sqrt(.375 * .625 * 2 / 100) = 0.0684653
+    # z = 0.15 / 0.0684653 = 2.19089, two-sided p = 0.028460; Wald SE = sqrt(.2475/100 + .21/100) = 0.0676387
+    d = M.two_proportion_test(45, 100, 30, 100)
+    assert (d.mean_a, d.mean_b, d.diff, d.n) == pytest.approx((0.45, 0.30, 0.15, 200))
     assert d.p_value == pytest.approx(0.028460, abs=1e-6)
     assert (d.low, d.high) == pytest.approx((0.15 - 1.959964 * 0.0676387, 0.15 + 1.959964 * 0.0676387), abs=1e-6)
-    assert str(d) == "+0.1500 [+0.0174, +0.2826], p=0.0285"
+    assert str(d) == "+0.150 [+0.017, +0.283], p=0.0285"
 
 
 def test_preference_by_hand():
-    # 30 wins for A, 45 for B, 25 ties: preference (45 - 30) / 100 = 0.15; outcome variance .75 - .0225 = .7275
-    p = M.preference_test(30, 45, 25)
+    # 45 wins for A, 30 for B, 25 ties: preference (45 - 30) / 100 = 0.15; score variance .75 - .0225 = .7275
+    p = M.preference_test(45, 30, 25)
     half = 1.959964 * math.sqrt(0.7275 / 100)
-    assert (p.preference, p.low, p.high) == pytest.approx((0.15, 0.15 - half, 0.15 + half), abs=1e-6)
+    assert (p.diff, p.low, p.high, p.mean_a, p.n) == pytest.approx((0.15, 0.15 - half, 0.15 + half, 0.45, 100), abs=1e-6)
     assert p.p_value == pytest.approx(binomtest(45, 75).pvalue)
     assert M.preference_test(0, 0, 0).p_value == 1.0
 
@@ -154,7 +154,8 @@ def test_split_summary_by_hand(tmp_path):
     assert s["arms"]["control"]["impressions"] == n[0] and s["arms"]["control"]["clicked"] == x[0]
     assert s["arms"]["treatment"]["ctr"] == pytest.approx(x[1] / n[1])
     assert s["arms"]["treatment"]["ctr_ci"] == pytest.approx(list(M.proportion_ci(x[1], n[1])))
-    assert s["difference"]["p_value"] == pytest.approx(M.two_proportion_test(x[0], n[0], x[1], n[1]).p_value)
+    d = M.two_proportion_test(x[1], n[1], x[0], n[0])
+    assert (s["difference"]["ctr"], s["difference"]["p_value"]) == pytest.approx((x[1] / n[1] - x[0] / n[0], d.p_value))
     assert (s["design"], s["impressions"], s["clicks"]) == ("split", 40, sum(x))
 
 
