@@ -1,6 +1,7 @@
 """The search page at /, driven in a real headless Chromium (Debian's package) with Playwright.
 
-One browser and one app server (the Python docs plus three hostile documents) serve every test here.
+One browser and one app server (the Python docs plus three hostile documents) serve every test here; the
+click test adds a second server over the same engine, running an online experiment.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from searchkit.app import create_app  # noqa: E402
 from searchkit.cache import LRUCache  # noqa: E402
 from searchkit.datasets import Corpus  # noqa: E402
 from searchkit.engine import SearchEngine  # noqa: E402
+from searchkit.experiments import Experiment  # noqa: E402
 from searchkit.index import VectorIndex  # noqa: E402
 from searchkit.lexical import BM25  # noqa: E402
 from searchkit.page import launch_chromium  # noqa: E402
@@ -62,10 +64,15 @@ def engine_with(corpus: Corpus, extra: Corpus, embedder) -> SearchEngine:
 
 
 @pytest.fixture(scope="module")
-def server(pydocs, embedder, one_compute_thread):
-    """The app over the Python docs and the hostile documents, on a free loopback port."""
-    app = create_app(engine_with(pydocs.corpus, HOSTILE, embedder), cache=LRUCache(1000))
-    with BackgroundServer(app) as srv:
+def engine(pydocs, embedder):
+    """An exact engine with BM25 over the Python docs and the hostile documents."""
+    return engine_with(pydocs.corpus, HOSTILE, embedder)
+
+
+@pytest.fixture(scope="module")
+def server(engine, one_compute_thread):
+    """The app every test shares, on a free loopback port."""
+    with BackgroundServer(create_app(engine, cache=LRUCache(1000))) as srv:
         yield srv
 
 
@@ -260,23 +267,27 @@ def test_phone_width_has_no_horizontal_scroll(browser, server):
     context.close()
 
 
-def test_opening_a_result_reports_a_click_only_in_an_experiment(page: Page):
+def test_opening_a_result_reports_a_click_only_in_an_experiment(page: Page, engine, tmp_path):
     clicks = []
-    page.route("**/click", lambda route: (clicks.append(route.request.post_data_json), route.fulfill(status=204)))
-    page.goto("/?q=sleep&k=3")
+    page.on("request", lambda request: clicks.append(request) if request.url.endswith("/click") else None)
+    page.goto("/?q=sleep&k=3")  # no experiment runs on the shared server: no impression_id, no click sent
     page.locator("#hits .title").first.click()
     expect(page.locator("#hits .title").first).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("#hits .snippet.full")).to_have_count(1)
 
-    def with_impression(route):  # what the online-experiments feature adds to an answer
-        answer = route.fetch().json()
-        route.fulfill(json={**answer, "impression_id": "imp-42"})
-
-    page.route(SEARCH_API, with_impression)
-    page.fill("#q", "sleep for a second")
-    page.press("#q", "Enter")
-    shows_results_for(page, "sleep for a second")
-    second = page.locator("#hits .hit").nth(1)
-    with page.expect_request("**/click") as sent:
-        second.locator(".title").click()
-    assert sent.value.method == "POST" and sent.value.headers["content-type"] == "application/json"
-    assert clicks == [{"impression_id": "imp-42", "id": second.locator(".doc-id").inner_text()}]
+    experiment = Experiment("control=bm25,treatment=dense", "interleave", tmp_path / "events.sqlite")
+    with BackgroundServer(create_app(engine, cache=LRUCache(100), experiment=experiment)) as srv:
+        with page.expect_response(SEARCH_API) as searched:
+            page.goto(f"{srv.url}/?q=sleep+for+a+second&k=5")
+        impression_id = searched.value.json()["impression_id"]
+        expect(page.locator("#status")).to_contain_text("(experiment)")
+        second = page.locator("#hits .hit").nth(1)
+        with page.expect_response(f"{srv.url}/click") as answer:
+            second.locator(".title").click()
+        opened = second.locator(".doc-id").inner_text()
+        assert answer.value.status == 200, answer.value.text()
+        assert answer.value.request.post_data_json == {"impression_id": impression_id, "id": opened}
+        assert answer.value.request.headers["content-type"] == "application/json"
+        assert experiment.summary()["clicks"] == 1
+    experiment.close()
+    assert [c.url for c in clicks] == [f"{srv.url}/click"]
