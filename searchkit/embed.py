@@ -34,6 +34,9 @@ class Embedder:
         self.batch_size = batch_size
         self.dim: int = int(self.model.get_embedding_dimension())
         self._lock = threading.Lock()  # tokenizers are not safe to call from several threads at once
+        self.max_pieces: int = int(getattr(self.model, "max_seq_length", None) or self.model.max_length)
+        self._pieces = _counting_tokenizer(self.model)  # a private copy: counts without taking the model's lock
+        self._pieces_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Embedder({self.model_id!r}, backend={self.backend!r}, dim={self.dim})"
@@ -61,6 +64,24 @@ class Embedder:
                 bar.update(len(part))
         return out
 
+    def truncate(self, texts: Sequence[str]) -> tuple[list[str], list[int]]:
+        """Return ``texts`` cut to what the model reads (``max_pieces`` word pieces) and each one's piece count.
+
+        The model ignores every word piece after the first ``max_pieces`` (special tokens included), so a cut
+        text embeds to the same vector as the whole one, while its cost is known before it is encoded.
+        """
+        items = check_texts(texts)
+        with self._pieces_lock:
+            encodings = self._pieces.encode_batch(items)
+        cut, counts = [], []
+        for text, enc in zip(items, encodings):
+            n = len(enc.ids)
+            if n > self.max_pieces:  # [CLS], pieces 1 .. max-2, [SEP]: keep the text up to piece max-2
+                text = text[: enc.offsets[self.max_pieces - 2][1]]
+            cut.append(text)
+            counts.append(min(n, self.max_pieces))
+        return cut, counts
+
     def encode_query(self, query: str) -> np.ndarray:
         """Embed one query; return a ``(dim,)`` float32 unit vector."""
         return self.encode([query])[0]
@@ -78,6 +99,20 @@ class Embedder:
         np.save(tmp, vecs)
         tmp.replace(path)
         return vecs
+
+
+def _counting_tokenizer(model):
+    """Return a copy of ``model``'s fast tokenizer with truncation and padding off (to count word pieces)."""
+    from tokenizers import Tokenizer
+
+    tok = getattr(model, "tokenizer", None)
+    tok = getattr(tok, "backend_tokenizer", tok)
+    if not isinstance(tok, Tokenizer):
+        raise InputError(f"the model's tokenizer is a {type(tok).__name__}, not a fast tokenizer: use a model that has one")
+    copy = Tokenizer.from_str(tok.to_str())
+    copy.no_truncation()
+    copy.no_padding()
+    return copy
 
 
 def throughput(embedder: Embedder, texts: Sequence[str], batch_sizes: Sequence[int], repeats: int = 3) -> list[dict]:

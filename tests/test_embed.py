@@ -53,3 +53,23 @@ def test_cache_is_reused(embedder, tmp_path, monkeypatch):
     assert np.all(embedder.encode_cached(texts) == 0.5)
     assert embedding_cache_path("another/model", texts) != path
     assert embedding_cache_path(embedder.model_id, texts[::-1]) != path
+
+
+LONG = [
+    " ".join(f"word{i % 97} shutil.rmtree naïve café 删除目录 🎉" for i in range(60))[:2000],
+    "antidisestablishmentarianism " * 70,
+    "x " * 1000,
+]
+
+
+def test_truncate_cuts_to_what_the_model_reads(embedder):
+    cut, pieces = embedder.truncate([*LONG, "read a file", ""])
+    assert embedder.max_pieces == 256
+    assert pieces == [256, 256, 256, 5, 2]  # [CLS] read a file [SEP]; an empty text is [CLS] [SEP]
+    assert all(len(c) < len(t) for c, t in zip(cut, LONG)) and cut[3:] == ["read a file", ""]
+    assert embedder.truncate(cut)[1] == pieces  # a cut text is still exactly 256 pieces: cut at a piece boundary
+
+
+def test_a_cut_text_embeds_like_the_whole_text(embedder):
+    cut, _ = embedder.truncate(LONG)
+    np.testing.assert_allclose(embedder.encode(cut), embedder.encode(LONG), atol=1e-6)
