@@ -82,6 +82,21 @@ class Embedder:
             counts.append(min(n, self.max_pieces))
         return cut, counts
 
+    def twin(self) -> Embedder:
+        """Return a second handle on this model whose calls may run alongside this one's (own tokenizer, own lock).
+
+        A torch model is copied (its tokenizer is not safe to share between threads; the copy costs the
+        weights' memory once more, ~90 MB for all-MiniLM-L6-v2); an ONNX session is shared (it is thread-safe).
+        """
+        import copy
+
+        other = copy.copy(self)
+        if self.backend == "torch":
+            other.model = copy.deepcopy(self.model)
+        other._lock, other._pieces_lock = threading.Lock(), threading.Lock()
+        other._pieces = _counting_tokenizer(other.model)
+        return other
+
     def encode_query(self, query: str) -> np.ndarray:
         """Embed one query; return a ``(dim,)`` float32 unit vector."""
         return self.encode([query])[0]
