@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import threading
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -19,7 +21,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .batching import BatchingEmbedder
 from .cache import QueryCache, RedisCache, make_cache
@@ -27,6 +28,7 @@ from .engine import MODES, EngineResult, Hit, SearchEngine
 from .errors import InputError, NotReadyError, SearchkitError
 from .experiment_routes import _SESSION_DOC, add_experiment_routes, experiment_search
 from .experiments import MAX_SESSION_CHARS, Experiment
+from .http_rules import MAX_BODY_BYTES, apply_http_rules
 from .page import add_page
 from .validation import normalize_query
 
@@ -34,7 +36,7 @@ MAX_QUERY_CHARS = 2000
 MAX_TOP_K = 100
 MAX_BATCH = 64  # queries per POST /search/batch
 MAX_PREFIX_CHARS = 200
-MAX_BODY_BYTES = 256 * 1024  # larger request bodies get 413
+_TOP_K_PATTERN = "^(100|[1-9][0-9]?)$"  # GET top_k: ASCII digits only (no sign, leading zero, _, space, other scripts)
 
 
 # -- request and response models -----------------------------------------------------------------
@@ -46,16 +48,26 @@ def _check_query(v: str) -> str:
             "query_too_long", "query has {n} characters; the limit is {limit}: shorten it",
             {"n": len(v), "limit": MAX_QUERY_CHARS},
         )  # fmt: skip
-    clean = normalize_query(v)  # NFKC, control characters (NUL included) become spaces, whitespace collapsed
+    clean = normalize_query(v)  # NFKC; control and invisible characters become spaces; whitespace collapsed
+    if len(clean) > MAX_QUERY_CHARS:  # NFKC can make one character many (U+FDFA is 18)
+        raise PydanticCustomError(
+            "query_too_long", "query has {n} characters after Unicode normalization (NFKC); the limit is {limit}: "
+            "shorten it", {"n": len(clean), "limit": MAX_QUERY_CHARS},
+        )  # fmt: skip
     if not clean:
         raise PydanticCustomError("query_empty", "query is empty or whitespace only: type some words to search for")
+    if not any(unicodedata.category(c)[0] not in "ZC" for c in clean):
+        raise PydanticCustomError(
+            "query_invisible", "query has no visible character (only joiners or format characters): type some words"
+        )
     return clean
 
 
 def _check_top_k(v: int) -> int:
     if not 1 <= v <= MAX_TOP_K:
+        shown = str(v) if abs(v) < 10**20 else f"a number with {len(str(abs(v)))} digits"
         raise PydanticCustomError(
-            "top_k_range", "top_k is {v}: choose a number from 1 to {limit}", {"v": v, "limit": MAX_TOP_K}
+            "top_k_range", "top_k is {v}: choose a number from 1 to {limit}", {"v": shown, "limit": MAX_TOP_K}
         )
     return v
 
@@ -137,6 +149,16 @@ class BatchRequest(_Common):
     queries: list[str] = Field(..., description=f"1 to {MAX_BATCH} queries",
                                json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH, "items": {
                                    "type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}})  # fmt: skip
+
+    @field_validator("queries", mode="before")
+    @classmethod
+    def _batch_size(cls, v: Any) -> Any:
+        """Count the queries before checking each one: 128,000 bad items make one error, not 128,000."""
+        if isinstance(v, list) and not 1 <= len(v) <= MAX_BATCH:
+            raise PydanticCustomError(
+                "batch_size", "got {n} queries: send 1 to {limit} per batch", {"n": len(v), "limit": MAX_BATCH}
+            )
+        return v
 
     @field_validator("queries")
     @classmethod
@@ -220,17 +242,6 @@ def _problem(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def _validation_errors(errors) -> list[dict]:
-    """Return pydantic errors without the offending input (which may be megabytes) and without URLs."""
-    out = []
-    for e in errors:
-        msg = str(e.get("msg", "invalid value"))
-        if e.get("type") == "json_invalid":
-            msg = f"body is not valid JSON ({(e.get('ctx') or {}).get('error', 'decode error')}): send a JSON object"
-        out.append({"loc": list(e.get("loc", ())), "msg": msg, "type": str(e.get("type", "value_error"))})
-    return out
-
-
 def _hit(h: Hit) -> dict:
     """Return a hit as a JSON-ready dict (a float score, plain strings)."""
     return {"id": h.id, "score": float(h.score), "title": h.title, "text": h.text}
@@ -302,12 +313,14 @@ def create_app(
     micro_batch: bool = True,
     max_body_bytes: int = MAX_BODY_BYTES,
     experiment: Experiment | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> FastAPI:
     """Return the FastAPI app serving ``engine`` (or the engine ``loader()`` returns, loaded at start-up).
 
     ``cache`` defaults to :func:`searchkit.cache.make_cache` (LRU, or Redis when ``SEARCHKIT_REDIS_URL`` is
     set). The caller's engine is not modified: the app works on a shallow copy with the cache attached.
     With an ``experiment``, ``/search`` answers from its arms and records impressions; ``/click`` records clicks.
+    ``cors_origins`` (e.g. ``["http://localhost:3000"]``) lets pages from those origins call the API; none by default.
     """
     if engine is None and loader is None:
         raise InputError("create_app needs an engine or a loader: pass SearchEngine.build(corpus) or a function")
@@ -326,8 +339,8 @@ def create_app(
         description="Semantic search over a corpus: dense embeddings (FAISS), BM25, or both.",
         lifespan=lifespan,
         responses={422: {"description": "invalid input: the message says which value and how to fix it"}},
+        docs_url=None, redoc_url=None,  # served from local files by apply_http_rules
     )
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.searchkit = service
     app.state.cache = service.cache
     if engine is not None:
@@ -337,22 +350,12 @@ def create_app(
     add_experiment_routes(app, experiment)
     _add_health_route(app, service)
     add_page(app)  # the search page at / (searchkit/static)
+    apply_http_rules(app, cors_origins=cors_origins, max_body_bytes=max_body_bytes)  # after every route is added
     return app
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    """Answer every error with JSON: 422 with a list of messages for bad input, else one ``detail`` line."""
-
-    @app.exception_handler(RequestValidationError)
-    async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_errors(exc.errors())}, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail
-        if exc.status_code == 400 and "parsing the body" in str(detail):
-            detail = "body could not be parsed as JSON (nested too deeply, or not UTF-8?): send a flat JSON object"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    """Answer searchkit's own errors with JSON (validation and parse errors: :mod:`searchkit.http_rules`)."""
 
     @app.exception_handler(NotReadyError)
     async def _on_not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
@@ -395,7 +398,7 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
         q: str = Query(..., description=_QUERY_DOC,
                        json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS}),
         top_k: str = Query("10", description=_TOPK_DOC,  # a string, so a bad value gets our message
-                           json_schema_extra={"pattern": "^(100|[1-9][0-9]?)$"}),
+                           json_schema_extra={"pattern": _TOP_K_PATTERN}),
         mode: str = Query("dense", description="dense, bm25 or hybrid", json_schema_extra={"enum": list(MODES)}),
         prefix: str | None = Query(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS}),
     ) -> JSONResponse:
@@ -414,15 +417,14 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
 
 def _request_from_url(q: str, top_k: str, mode: str, prefix: str | None) -> SearchRequest:
     """Return the SearchRequest of ``GET /search`` parameters; bad ones raise a 422 naming the URL parameter."""
-    try:
-        k = int(top_k)
-    except ValueError:
+    if not re.fullmatch(r"0|[1-9][0-9]{0,19}", top_k):  # a plain whole number; its range is the model's check
+        shown = repr(top_k[:20]) + (f" ({len(top_k)} characters)" if len(top_k) > 20 else "")
         raise RequestValidationError(
-            [{"loc": ("query", "top_k"), "msg": f"top_k is {top_k[:20]!r}: give a whole number from 1 to {MAX_TOP_K}",
-              "type": "int_parsing"}]  # fmt: skip
-        ) from None
+            [{"loc": ("query", "top_k"), "msg": f"top_k is {shown}: give a whole number from 1 to {MAX_TOP_K} "
+              "in ASCII digits", "type": "int_parsing"}]  # fmt: skip
+        )
     try:
-        return SearchRequest(query=q, top_k=k, mode=mode, prefix=prefix)
+        return SearchRequest(query=q, top_k=int(top_k), mode=mode, prefix=prefix)
     except ValidationError as e:
         raise RequestValidationError(
             [{**x, "loc": ("query", {"query": "q"}.get(str(x["loc"][0]), x["loc"][0]))} for x in e.errors()]
@@ -441,47 +443,3 @@ def _add_health_route(app: FastAPI, service: _Service) -> None:
         stats = await asyncio.to_thread(cache.stats) if isinstance(cache, RedisCache) else cache.stats()
         body, status = service.health(stats)
         return JSONResponse(body.model_dump(), status_code=status)
-
-
-class BodyLimit:
-    """ASGI middleware: answer 413 to request bodies over ``max_bytes`` (declared or streamed), before parsing."""
-
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def _too_large(self, send) -> None:
-        body = JSONResponse(
-            {"detail": f"request body is over {self.max_bytes} bytes: send less (e.g. fewer queries per batch)"},
-            status_code=413,
-        )
-        await send({"type": "http.response.start", "status": 413, "headers": body.raw_headers})
-        await send({"type": "http.response.body", "body": body.body})
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    return await self._too_large(send)
-        chunks, size, more = [], 0, True
-        while more:
-            msg = await receive()
-            if msg["type"] != "http.request":
-                return  # client went away
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                return await self._too_large(send)
-            chunks.append(chunk)
-            more = msg.get("more_body", False)
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)

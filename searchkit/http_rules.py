@@ -10,6 +10,7 @@ are relative (a forged ``Host`` header never reaches a ``Location``); CORS is of
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections import Counter
@@ -33,6 +34,8 @@ NO_STORE = "no-store"  # API answers: results change with the index, errors must
 ASSETS_CACHE = "public, max-age=86400"  # the pinned docs assets change only with the package
 ASSETS_URL = "/docs/assets"
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+MAX_BODY_BYTES = 256 * 1024  # larger request bodies get 413
+BODY_TIMEOUT_S = 10.0  # a body not received in full within this gets 408
 
 
 def docs_assets_dir() -> Path:
@@ -95,7 +98,8 @@ def _huge_number_error(request: Request, body: bytes) -> dict | None:
     operation = _route_operation(request.app, request.scope, request.method) or {}
     spec = _body_schema(request.app, operation).get("properties", {}).get(path[0], {}) if len(path) == 1 else {}
     if "minimum" in spec and "maximum" in spec:
-        fix = f"choose a number from {spec['minimum']} to {spec['maximum']}"
+        low, high = (int(x) if float(x).is_integer() else x for x in (spec["minimum"], spec["maximum"]))
+        fix = f"choose a number from {low} to {high}"
     else:
         fix = "send an ordinary number"
     loc = ["body", *(p if isinstance(p, int) else _cut(str(p), MAX_LOC_CHARS) for p in path)]
@@ -294,13 +298,57 @@ def add_offline_docs(app: FastAPI) -> None:
         )  # fmt: skip
 
 
-def apply_http_rules(app: FastAPI, cors_origins: Sequence[str] = ()) -> None:
+def apply_http_rules(app: FastAPI, cors_origins: Sequence[str] = (), max_body_bytes: int = MAX_BODY_BYTES) -> None:
     """Install the rules on ``app``: the middleware, the error handlers, offline docs and (if given) CORS origins."""
     add_error_handlers(app)
     add_offline_docs(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type"], max_age=600)  # fmt: skip
     app.add_middleware(HttpRules, api=app)
+
+
+class BodyLimit:
+    """ASGI middleware: read the whole body before the app; 413 over ``max_bytes``, 408 if it is not sent in time."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, timeout_s: float = BODY_TIMEOUT_S):
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                return await self._too_large(scope, receive, send)
+        chunks, size, more = [], 0, True
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        while more:
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+            except TimeoutError:
+                detail = f"the request body did not arrive within {self.timeout_s:g} s: send it in one go"
+                return await JSONResponse({"detail": detail}, 408, {"connection": "close"})(scope, receive, send)
+            if msg["type"] != "http.request":
+                return  # client went away
+            size += len(msg.get("body", b""))
+            if size > self.max_bytes:
+                return await self._too_large(scope, receive, send)
+            chunks.append(msg.get("body", b""))
+            more = msg.get("more_body", False)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope, receive, send) -> None:
+        detail = f"request body is over {self.max_bytes} bytes: send less (e.g. fewer queries per batch)"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)

@@ -62,10 +62,15 @@ def check_queries(queries: Sequence[str]) -> list[str]:
     return items
 
 
+# Invisible characters dropped like control characters: zero-width space, BOM, bidi embeddings, overrides and
+# isolates. ZWNJ and ZWJ (U+200C, U+200D) stay: emoji sequences and Persian or Indic words need them.
+INVISIBLE = frozenset("\u200b\ufeff\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def normalize_query(text: str) -> str:
-    """Return ``text`` in canonical form: Unicode NFKC, control characters dropped, whitespace collapsed."""
+    """Return ``text`` in canonical form: Unicode NFKC, control and invisible characters dropped, whitespace collapsed."""
     if not isinstance(text, str):
         raise InputError(f"query must be a string, got {type(text).__name__}: pass text")
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+    text = "".join(" " if c in INVISIBLE or unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
     return " ".join(text.split())
