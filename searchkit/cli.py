@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .engine import load_engine
-    from .server import set_compute_threads
+    from .server import CONNECTION_LIMITS, set_compute_threads
 
     experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
     engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend)  # fails fast
@@ -69,7 +69,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"queries embedded with {args.backend}{note})", flush=True)  # fmt: skip
     if experiment is not None:
         print(f"experiment: {experiment.design} {experiment.salt}, events in {args.events}", flush=True)
-    uvicorn.run(create_app(engine, experiment=experiment), host=args.host, port=args.port, log_level=args.log_level)
+    app = create_app(engine, experiment=experiment, cors_origins=args.cors_origin or ())
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **CONNECTION_LIMITS)
     return 0
 
 
@@ -141,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     v.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
+    v.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                   help="let pages from ORIGIN (e.g. http://localhost:3000) call the API; repeat for more (default: none)")
     v.add_argument("--threads", type=int, default=1, help="torch/faiss threads per call (default: 1)")
     _backend(v)
     v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",

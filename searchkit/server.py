@@ -14,6 +14,15 @@ from .errors import SearchkitError
 from .validation import check_positive_int
 
 
+# What one client may hold open (uvicorn's settings; see docs/README-reliability.md for what is and is not bounded).
+CONNECTION_LIMITS = {
+    "timeout_keep_alive": 5,  # s: an idle keep-alive connection is closed after this
+    "limit_concurrency": 256,  # open connections (or running requests) beyond this are answered 503 at once
+    "h11_max_incomplete_event_size": 64 * 1024,  # bytes of request line + headers: a 2,000-character CJK q fits
+    "backlog": 512,
+}
+
+
 def set_compute_threads(n: int = 1) -> None:
     """Set the threads torch and faiss use per call (process-wide); a server wants 1: requests give the parallelism.
 
@@ -44,7 +53,7 @@ class BackgroundServer:
         self.host, self.port = host, port or free_port(host)
         self.url = f"http://{host}:{self.port}"
         config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=5)  # fmt: skip
+                                lifespan="on", timeout_graceful_shutdown=5, **CONNECTION_LIMITS)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread: threading.Thread | None = None
 

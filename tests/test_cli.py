@@ -42,6 +42,7 @@ def test_serve_loads_the_index_and_answers(built, monkeypatch, capsys, pydocs):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
     assert main(["serve", "--index", str(built), "--port", "8123"]) == 0
     assert seen["port"] == 8123 and seen["host"] == "127.0.0.1"
+    assert seen["timeout_keep_alive"] == 5 and seen["limit_concurrency"] == 256  # idle and excess connections bounded
     assert f"serving {n} documents on http://127.0.0.1:8123" in capsys.readouterr().out
     with TestClient(seen["app"]) as c:
         h = c.get("/health").json()
