@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from soak import start_server  # noqa: E402
+from soak import running_server  # noqa: E402
 
 from searchkit.bench import format_rows, load_test  # noqa: E402
 from searchkit.server import free_port  # noqa: E402
@@ -101,8 +101,7 @@ def main() -> int:
     p.add_argument("--corpus", default="pydocs")
     args = p.parse_args()
     port = free_port()
-    proc = start_server(port, args.corpus, threads=1)
-    try:
+    with running_server(port, args.corpus, threads=1) as proc:
         url = f"http://127.0.0.1:{port}"
         load_test(url, short_queries(20, seed=99))  # warm-up
         idle = load_test(url, short_queries(args.queries, seed=1))
@@ -137,9 +136,6 @@ def main() -> int:
         print("\nhostile requests: the answer stays small\n")
         print(format_rows(sizes))
         print(f"\nlargest error body: {max(r['answer bytes'] for r in sizes)} bytes")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     return 0
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from soak import start_server  # noqa: E402
+from soak import running_server  # noqa: E402
 
 from searchkit.bench import format_rows, load_test, percentiles  # noqa: E402
 from searchkit.server import free_port  # noqa: E402
@@ -57,9 +57,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=25.0, help="how long to keep them slow (default: 25)")
     args = p.parse_args()
     port = free_port()
-    proc = start_server(port, "pydocs", threads=1)
     url = f"http://127.0.0.1:{port}"
-    try:
+    with running_server(port, "pydocs", threads=1):
         baseline = load_test(url, ["read a csv file"] * 100)
         kinds = ("idle", "slowloris", "partial body")
         conns = {k: [open_slow(port, k) for _ in range(args.each)] for k in kinds}
@@ -93,9 +92,6 @@ def main() -> int:
         for group in conns.values():
             for s in group:
                 s.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     return 0
 
 

@@ -16,6 +16,7 @@ measured from the end of the warm-up (the first window) to the largest value aft
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -60,6 +61,17 @@ def start_server(
         time.sleep(0.5)
     proc.kill()
     raise SystemExit(f"the server was not ready within {timeout_s} s")
+
+
+@contextlib.contextmanager
+def running_server(port: int, corpus: str, threads: int):
+    """Start the server with :func:`start_server`; stop it when the block ends."""
+    proc = start_server(port, corpus, threads)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def make_requests(n: int, seed: int = 0) -> list[tuple[str, str, bytes | None, int]]:

@@ -14,36 +14,11 @@ from fastapi.testclient import TestClient
 
 from searchkit.app import MAX_BATCH, create_app
 from searchkit.cache import LRUCache
-from searchkit.datasets import Corpus
-from searchkit.engine import SearchEngine
 from searchkit.http_rules import MAX_ERRORS
 
-DOCS = {
-    "shutil.rmtree": "Delete an entire directory tree; path must point to a directory.",
-    "csv.reader": "Return a reader object which will iterate over lines in the given csvfile.",
-    "fa.delete": "حذف پوشه و همه\u200cی فایل\u200cهای درون آن",
-    "emoji.family": "A family emoji 👩\u200d👩\u200d👧 joined by zero-width joiners.",
-}
+from test_hostile import client, engine, msg  # noqa: F401  (the twelve-document app in six scripts)
 
 pytestmark = pytest.mark.usefixtures("one_compute_thread")
-
-
-@pytest.fixture(scope="module")
-def engine(embedder):
-    ids = list(DOCS)
-    return SearchEngine.build(Corpus(ids, ids, list(DOCS.values())), embedder, progress=False)
-
-
-@pytest.fixture(scope="module")
-def client(engine):
-    with TestClient(create_app(engine, cache=LRUCache(100)), raise_server_exceptions=False) as c:
-        yield c
-
-
-def msg(r) -> str:
-    detail = r.json()["detail"]
-    return detail[0]["msg"] if isinstance(detail, list) else detail
-
 
 JSON = {"content-type": "application/json"}
 
@@ -257,15 +232,15 @@ def test_redoc_loads_its_script_from_this_server(client):
 def test_a_route_added_later_follows_the_rules(engine):
     app = create_app(engine, cache=LRUCache(10))
 
-    @app.get("/experiment")
-    def experiment(name: str = Query(...)) -> dict:
+    @app.get("/later")
+    def later(name: str = Query(...)) -> dict:
         return {"name": name}
 
     app.openapi_schema = None  # the schema is rebuilt with the new route
     with TestClient(app) as c:
-        assert c.get("/experiment?name=a").json() == {"name": "a"}
-        r = c.get("/experiment?name=a&arm=b")
+        assert c.get("/later?name=a").json() == {"name": "a"}
+        r = c.get("/later?name=a&arm=b")
         assert r.status_code == 422 and msg(r).startswith("unknown query parameter 'arm': the parameters are name")
-        assert c.get("/experiment?name=%ff").status_code == 400
-        assert c.head("/experiment?name=a").status_code == 200
-        assert c.get("/experiment?name=a").headers["x-content-type-options"] == "nosniff"
+        assert c.get("/later?name=%ff").status_code == 400
+        assert c.head("/later?name=a").status_code == 200
+        assert c.get("/later?name=a").headers["x-content-type-options"] == "nosniff"
