@@ -130,7 +130,7 @@ def queries_needed(rates: Rates, design: str, target: float = 0.8, alpha: float 
     return hi
 
 
-def power_curve(rates: Rates, null: Rates, weights: Sequence[float] = (0.25, 0.5, 0.75, 1.0), **kw) -> list[dict]:
+def power_curve(rates: Rates, null: Rates, weights: Sequence[float] = (0.1, 0.25, 0.5, 1.0), **kw) -> list[dict]:
     """Return queries needed by split and interleaving as the effect shrinks: rates mixed with A/A ``null`` rates."""
     rows = []
     for w in weights:
@@ -222,3 +222,27 @@ def expected_summary(records: Sequence[dict], design: str, arms: Sequence[Arm], 
             else:
                 wins[int(on[1] > on[0])] += 1
     return summarize(design, arms, {**counts, "wins": wins, "ties": ties, "clicked": clicked, "team_clicks": team_clicks})
+
+
+def live_run(engine: SearchEngine, arms: Sequence[Arm], design: str, queries: Mapping[str, str],
+             qrels: Mapping[str, Mapping[str, int]], rankings: Sequence[Rankings], n_users: int, events: str,
+             k: int = 10, seed: int = 0) -> tuple[dict, dict]:  # fmt: skip
+    """Serve ``engine`` with an experiment on a loopback port, send ``n_users`` simulated users over HTTP.
+
+    Return ``(app, simulator)``: the app's ``GET /experiment`` answer and what the simulator expects it to be.
+    The app shares the engine's query cache, so both see the same query vectors as ``rankings``.
+    """
+    import httpx
+
+    from .experiments import Experiment
+    from .server import serve_in_background
+
+    exp = Experiment(arms, design, events)
+    srv = serve_in_background(engine, cache=engine.cache, experiment=exp)
+    try:
+        records = run_users(srv.url, queries, qrels, n_users, k=k, seed=seed)
+        app = httpx.get(f"{srv.url}/experiment", timeout=60).json()
+    finally:
+        srv.stop()
+        exp.close()
+    return app, expected_summary(records, design, arms, rankings, k)
