@@ -183,3 +183,39 @@ def check_lru(make_cache: Callable[[int], object]) -> None:
     if c.get("a") != 1 or c.get("c") != 3:
         raise ExerciseError("'a' and 'c' should still be cached: evict only the least recently used entry")
     _ok("your cache keeps the most recently used entries and evicts the oldest.")
+
+
+# -- 06 experiments ---------------------------------------------------------------------------
+
+
+def check_assignment(arm_of: Callable[[str], int]) -> None:
+    """Check a learner's ``arm_of(session) -> 0 or 1``: the same arm every time for a session, half the sessions each."""
+    sessions = [f"user-{i}" for i in range(2000)]
+    first = [arm_of(s) for s in sessions]
+    if any(a not in (0, 1) for a in first):
+        raise ExerciseError(f"arm_of returned {next(a for a in first if a not in (0, 1))!r}: return 0 or 1")
+    again = [arm_of(s) for s in sessions]
+    changed = next((s for s, a, b in zip(sessions, first, again) if a != b), None)
+    if changed is not None:
+        raise ExerciseError(
+            f"session {changed!r} got arm {first[sessions.index(changed)]} and then another: derive the arm from a "
+            "hash of the session id (hashlib.sha256), not at random, so a user stays in one arm"
+        )
+    share = float(np.mean(first))
+    if not 0.45 <= share <= 0.55:
+        raise ExerciseError(f"{share:.0%} of sessions went to arm 1: a good hash splits them about half and half")
+    _ok(f"each session keeps its arm, and {share:.1%} of 2000 sessions are in arm 1.")
+
+
+def check_sign_test(p_value: Callable[[int, int], float]) -> None:
+    """Check a learner's two-sided sign test ``p_value(wins, losses)`` against scipy's exact binomial test."""
+    from scipy.stats import binomtest
+
+    for wins, losses in ((1, 5), (12, 4), (30, 30), (0, 9)):
+        want = float(binomtest(wins, wins + losses, 0.5).pvalue)
+        got = float(p_value(wins, losses))
+        if abs(got - want) > 1e-6:
+            hint = (" (that is one tail: a two-sided test doubles it)" if abs(2 * got - want) < 1e-6 else
+                    ": count outcomes at least as extreme on both sides, under Binomial(wins + losses, 1/2)")
+            raise ExerciseError(f"p_value({wins}, {losses}) = {got:.4f}, expected {want:.4f}{hint}")
+    _ok("your sign test matches the exact binomial test.")

@@ -14,6 +14,7 @@ with its search call.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import sqlite3
 import threading
@@ -286,15 +287,20 @@ def summarize(design: str, arms: Sequence[Arm], counts: dict) -> dict:
 
 
 class Experiment:
-    """An experiment between two arms with a design and an event store; answers searches and records clicks."""
+    """An experiment between two arms with a design and an event store; answers searches and records clicks.
 
-    def __init__(self, arms: Sequence[Arm] | str, design: str, events: str | Path):
+    With ``seed``, impression ids (and so the interleavings) repeat from run to run: for teaching and tests.
+    """
+
+    def __init__(self, arms: Sequence[Arm] | str, design: str, events: str | Path, seed: int | None = None):
         self.arms = parse_arms(arms) if isinstance(arms, str) else tuple(arms)
         if len(self.arms) != 2:
             raise ExperimentError(f"an experiment needs two arms, got {len(self.arms)}")
         self.design = check_design(design)
         self.salt = ",".join(f"{a.name}={a.label}" for a in self.arms)
         self.store = EventStore(events, self.design, self.arms)
+        # impression ids (which also seed each team draft): random, or reproducible from ``seed``
+        self._ids = random.Random(seed) if seed is not None else random.SystemRandom()
 
     def __repr__(self) -> str:
         return f"Experiment({self.salt!r}, design={self.design!r}, events={str(self.store.path)!r})"
@@ -306,7 +312,7 @@ class Experiment:
         Return ``(hits, impression_id, session)``; a missing session gets a fresh id (split needs one).
         """
         session = session or new_session()
-        impression_id = uuid.uuid4().hex
+        impression_id = uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
         if self.design == "split":
             arm = assign(session, self.salt)
             hits = search(self.arms[arm])[:k]

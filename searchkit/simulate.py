@@ -116,6 +116,27 @@ def false_positive_rate(rates: Rates, design: str, n: int, alpha: float = 0.05, 
     return float(np.mean(p_values(rates, design, n, runs, seed)[0] < alpha))
 
 
+def peeking_false_positive_rate(null: Rates, design: str, n: int, looks: int = 20, alpha: float = 0.05,
+                                runs: int = 2000, seed: int = 0) -> float:  # fmt: skip
+    """Return how often an A/A experiment is declared significant when p is checked ``looks`` times on the way
+    to ``n`` impressions, stopping at the first p < ``alpha`` (peeking); without peeking it would be ``alpha``."""
+    check_positive_int("looks", looks)
+    rng = np.random.default_rng(seed)
+    step = max(n // looks, 2)
+    found = np.zeros(runs, dtype=bool)
+    totals = np.zeros((runs, 4 if design == "interleave" else 2), dtype=np.int64)
+    for look in range(1, looks + 1):
+        if design == "split":
+            totals += np.stack([rng.binomial(step // 2, null.ctr[i], runs) for i in (0, 1)], axis=1)
+            half = look * (step // 2)
+            p = metrics.two_proportion_test(totals[:, 1], half, totals[:, 0], half).p_value
+        else:
+            totals += rng.multinomial(step, null.interleave, size=runs)
+            p = metrics.sign_test(totals[:, 1], totals[:, 0])
+        found |= np.asarray(p) < alpha
+    return float(found.mean())
+
+
 def queries_needed(rates: Rates, design: str, target: float = 0.8, alpha: float = 0.05, runs: int = 2000,
                    seed: int = 0, limit: int = 10_000_000) -> int | None:  # fmt: skip
     """Return the fewest impressions (queries) at which ``power`` reaches ``target`` (within 2%); None past ``limit``."""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
+
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 
 from searchkit.exercises import ExerciseError, check_normalize, check_paraphrase
 
@@ -86,6 +90,12 @@ def _dcg(grades):
         ("check_percentile", lambda lat: float(np.percentile(lat, 99)), lambda lat: max(lat) * 2,
          r"p99 of 100 latencies: got"),
         ("check_lru", _lru_class(), _Forgetful, r"get\('a'\) after put\('a', 1\) did not return 1"),
+        ("check_assignment", lambda s: hashlib.sha256(s.encode()).digest()[0] & 1,
+         lambda s: random.randrange(2), r"session 'user-\d+' got arm \d and then another"),
+        ("check_assignment", lambda s: hashlib.sha256(s.encode()).digest()[0] & 1,
+         lambda s: int(s.endswith("7")), r"10% of sessions went to arm 1"),
+        ("check_sign_test", lambda w, l: binomtest(w, w + l).pvalue, lambda w, l: binomtest(w, w + l).pvalue / 2,
+         r"p_value\(1, 5\) = 0.1094, expected 0.2188 \(that is one tail"),
     ],
 )  # fmt: skip
 def test_exercise_checks_accept_right_and_explain_wrong_answers(name, right, wrong, message, capsys):

@@ -188,5 +188,19 @@ def test_power_grows_with_queries_and_a_a_stays_near_alpha():
     assert n_inter < n_split
     for design in ("split", "interleave"):
         assert 0.02 < S.false_positive_rate(null, design, 1000, runs=4000) < 0.07
+    assert S.peeking_false_positive_rate(null, "split", 2000, looks=20) > 0.12  # peeking inflates false positives
+    assert S.peeking_false_positive_rate(null, "interleave", 2000, looks=1) < 0.07
     curve = S.power_curve(rates, null, weights=(0.5, 1.0))
     assert curve[0]["split"] > curve[1]["split"] and curve[0]["ctr_diff"] == pytest.approx(0.03)
+
+
+def test_a_seeded_experiment_repeats_its_impressions(tmp_path):
+    def run(path):
+        exp = Experiment("a=bm25,b=dense", "interleave", path, seed=3)
+        out = [exp.search(lambda arm: [_Hit(f"{arm.mode}{j}") for j in range(4)], "q", 4, "s") for _ in range(5)]
+        exp.close()
+        return [([h.id for h in hits], imp) for hits, imp, _ in out]
+
+    first = run(tmp_path / "1.db")
+    assert first == run(tmp_path / "2.db")
+    assert len({imp for _, imp in first}) == 5 and len({tuple(ids) for ids, _ in first}) > 1
