@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{arms[0].name} wins {rates.interleave[0]:.3f}, {arms[1].name} wins {rates.interleave[1]:.3f}, "
           f"ties {rates.interleave[2]:.3f}, no click {rates.interleave[3]:.3f} of impressions")
     need = {d: S.queries_needed(rates, d, runs=a.runs) for d in ("split", "interleave")}
-    n_aa = max(v or 0 for v in need.values())
+    n_aa = max((v for v in need.values() if v), default=1000)
     fpr = {d: S.false_positive_rate(null, d, n_aa, runs=a.runs * 2) for d in need}
-    print(format_table([{"design": d, "queries needed": need[d], f"A/A false positives at n={n_aa}": fpr[d]}
+    print(format_table([{"design": d, "queries needed": need[d] or "over 10 million", f"A/A false positives at n={n_aa}": fpr[d]}
                         for d in need]))  # fmt: skip
     if need["split"] and need["interleave"]:
         print(f"interleaving needs {need['split'] / need['interleave']:.1f}x fewer queries than a split")

@@ -258,7 +258,7 @@ def live_run(engine: SearchEngine, arms: Sequence[Arm], design: str, queries: Ma
     from .experiments import Experiment
     from .server import serve_in_background
 
-    exp = Experiment(arms, design, events)
+    exp = Experiment(arms, design, events, seed=seed)
     srv = serve_in_background(engine, cache=engine.cache, experiment=exp)
     try:
         records = run_users(srv.url, queries, qrels, n_users, k=k, seed=seed)
