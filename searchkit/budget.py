@@ -29,6 +29,7 @@ from .quantize import build_index, memory_estimate
 SAMPLE = 20_000  # vectors measured; at or below this the measurement is on the whole set
 QUERIES = 200  # held-out query vectors when none are given
 _PARAM = {"nprobe": "nprobe", "efSearch": "ef_search"}
+FAR = 4  # candidates whose codes alone exceed FAR x the memory budget are not built
 
 
 def candidate_factories(n: int, dim: int) -> list[str]:
@@ -62,6 +63,7 @@ class Candidate:
     nprobe: int | None = None
     ef_search: int | None = None
     ok: bool = False
+    misses: dict[str, float] = field(default_factory=dict)  # target -> what this candidate reaches instead
 
     def row(self) -> dict:
         """Return the row for :func:`searchkit.bench.format_rows`."""
@@ -131,21 +133,18 @@ def _measure(cand: Candidate, index: VectorIndex, xq: np.ndarray, truth: np.ndar
     name, values = _param_values(index)
     for v in values:
         kw = {name: v} if name else {}
-        recall = recall_at_k(index.search_raw(xq, k, **kw)[1], truth, k)
-        cand.recall, cand.params = recall, f"{name}={v}" if name else "-"
+        cand.recall = recall_at_k(index.search_raw(xq, k, **kw)[1], truth, k)
+        cand.params = f"{name}={v}" if name else "-"
         if name:
             setattr(cand, name, v)
-        if recall >= min_recall:
+        if cand.recall >= min_recall:
             break
-    else:
-        cand.verdict = f"recall {cand.recall:.3f} < {min_recall}" + (f" even at {cand.params}" if name else "")
-        return
     lat = time_single(lambda q: index.search_raw(q, k, **kw), xq[:100], warmup=5, repeats=2, per_query="min")
     cand.p99_ms = lat.p99_ms
+    if cand.recall < min_recall:
+        cand.misses["recall"] = cand.recall
     if max_latency_ms is not None and lat.p99_ms > max_latency_ms:
-        cand.verdict = f"p99 {lat.p99_ms:.2f} ms > {max_latency_ms} ms"
-        return
-    cand.ok, cand.verdict = True, "meets every target"
+        cand.misses["latency"] = lat.p99_ms
 
 
 def _try(factory: str, n: int, db: np.ndarray, ids: list[str], xq: np.ndarray, truth: np.ndarray, k: int,
@@ -157,11 +156,9 @@ def _try(factory: str, n: int, db: np.ndarray, ids: list[str], xq: np.ndarray, t
     est = memory_estimate(full, dim)
     cand.memory = est.total(n)
     codes = n * get_code_size(dim, full)
-    if codes > max_memory:
-        cand.verdict = f"codes alone need {format_size(codes)} > {format_size(max_memory)}"
-        return cand, None
-    if cand.memory > max_memory:
-        cand.verdict = f"needs {format_size(cand.memory)} > {format_size(max_memory)}"
+    if codes > FAR * max_memory:  # hopeless even if other targets were relaxed: not worth building
+        cand.misses["memory"] = cand.memory
+        cand.verdict = f"codes alone need {format_size(codes)}, over {FAR}x the budget: not measured"
         return cand, None
     try:
         with warnings.catch_warnings():
@@ -173,37 +170,52 @@ def _try(factory: str, n: int, db: np.ndarray, ids: list[str], xq: np.ndarray, t
     measured = index_bytes(index)  # extrapolate the sample's real size; keep the larger of the two estimates
     cand.memory = max(cand.memory, int(est.fixed + (measured - est.fixed) / len(db) * n))
     if cand.memory > max_memory:
-        cand.verdict = f"needs {format_size(cand.memory)} > {format_size(max_memory)} (measured)"
-        return cand, index
+        cand.misses["memory"] = cand.memory
     _measure(cand, index, xq, truth, k, min_recall, max_latency_ms)
     if cand.nprobe and len(db) < n:  # the same share of lists on the full index
         cand.nprobe = max(1, round(cand.nprobe * suggest_nlist(n) / suggest_nlist(len(db))))
         cand.params = f"nprobe={cand.nprobe}"
+    cand.ok = not cand.misses
+    cand.verdict = "; ".join(_miss_text(cand, key, max_memory, min_recall, max_latency_ms) for key in cand.misses)
     return cand, index
 
 
-def _advice(cands: Sequence[Candidate], max_memory: int, min_recall: float, max_latency_ms: float | None) -> str:
-    """Name the smallest change to one target that would let some candidate through."""
+def _miss_text(c: Candidate, key: str, max_memory: int, min_recall: float, max_latency_ms: float | None) -> str:
+    if key == "memory":
+        return f"needs {format_size(c.memory)} > {format_size(max_memory)}"
+    if key == "recall":
+        return f"recall {c.recall:.3f} < {min_recall}" + (f" even at {c.params}" if c.params != "-" else "")
+    return f"p99 {c.p99_ms:.2f} ms > {max_latency_ms} ms"
+
+
+def _relax(c: Candidate, key: str, max_memory: int) -> str:
+    """Return the flag change that would let ``c`` through on target ``key``."""
+    if key == "memory":
+        return f"--max-memory {format_size(c.memory * 1.05).replace(' ', '')} (+{format_size(c.memory * 1.05 - max_memory)})"
+    if key == "recall":
+        return f"--min-recall {math.floor(c.recall * 1000) / 1000}"
+    return f"--max-latency-ms {math.ceil(c.p99_ms * 110) / 100}"
+
+
+def _advice(cands: Sequence[Candidate], max_memory: int) -> str:
+    """Name the smallest change to one target that lets a measured candidate through (or the fewest changes)."""
+    measured = [c for c in cands if not math.isnan(c.recall)]
+    best = {"memory": lambda c: c.memory, "recall": lambda c: -c.recall, "latency": lambda c: c.p99_ms}
     opts = []
-    built = [c for c in cands if not math.isnan(c.recall)]
-    over = [c for c in cands if c.verdict.startswith(("needs", "codes alone"))]
-    if over:
-        c = min(over, key=lambda c: c.memory)
-        opts.append(f"raise --max-memory to {format_size(c.memory * 1.05)} "
-                    f"(+{format_size(c.memory * 1.05 - max_memory)}; {c.factory} needs {format_size(c.memory)})")  # fmt: skip
-    low = [c for c in built if c.verdict.startswith("recall")]
-    if low:
-        c = max(low, key=lambda c: c.recall)
-        opts.append(f"lower --min-recall to {math.floor(c.recall * 1000) / 1000} (-{min_recall - c.recall:.3f}; "
-                    f"{c.factory} reaches {c.recall:.3f} at {c.params})")  # fmt: skip
-    slow = [c for c in built if c.verdict.startswith("p99")]
-    if slow:
-        c = min(slow, key=lambda c: c.p99_ms)
-        opts.append(f"raise --max-latency-ms to {math.ceil(c.p99_ms * 110) / 100} "
-                    f"(+{c.p99_ms * 1.1 - (max_latency_ms or 0):.2f} ms; {c.factory} answers in {c.p99_ms:.2f} ms p99)")  # fmt: skip
-    if not opts:
-        return "no candidate could be measured: give more vectors, or a larger budget"
-    return "no index meets every target; relax one: " + "; or ".join(opts) + " (one change may not be enough: see the table)"
+    for key, rank in best.items():
+        singles = [c for c in measured if list(c.misses) == [key]]
+        if singles:
+            c = min(singles, key=rank)
+            opts.append(f"{_relax(c, key, max_memory)} lets {c.factory} through")
+    if opts:
+        return "no index meets every target; relax one: " + "; or ".join(opts)
+    if measured:
+        c = min(measured, key=lambda c: (len(c.misses), c.memory))
+        return f"no index meets every target, and no single change is enough: {c.factory} needs " + " and ".join(
+            _relax(c, key, max_memory) for key in c.misses)
+    smallest = min(cands, key=lambda c: c.memory)
+    return (f"no index could be measured: {smallest.factory} alone needs {format_size(smallest.memory)}; "
+            f"raise --max-memory to at least that, or give more vectors to train on")  # fmt: skip
 
 
 def choose_index(
@@ -220,16 +232,16 @@ def choose_index(
 ) -> Choice:
     """Return the cheapest index (by memory for all of ``xb``) meeting every target, measured on a sample.
 
-    ``xq`` are query vectors (default: ``queries`` rows held out of ``xb``). When the measured sample is all
+    ``xq`` are query vectors (default: ``queries`` rows held out of ``xb``; all of ``xb`` below 20 vectors). When the measured sample is all
     of ``xb`` (``len(xb) <= sample`` and ``xq`` given), ``Choice.index`` is the chosen index itself, under ``ids``.
     """
     _check_targets(max_memory, min_recall, max_latency_ms)
     xb = as_matrix(xb)
     n, dim = xb.shape
     rng = np.random.default_rng(seed)
+    if xq is None and n < 20:  # too few to hold any out: the vectors themselves are the queries
+        xq = xb
     if xq is None:
-        if n < 20:
-            raise InputError(f"need at least 20 vectors to hold some out as queries, got {n}: pass xq=")
         held = np.sort(rng.choice(n, min(queries, max(10, n // 10)), replace=False))
         xq, rest = xb[held], np.setdiff1d(np.arange(n), held)
     else:
@@ -250,7 +262,7 @@ def choose_index(
     for c in fits:
         c.verdict = ("chosen: least memory meeting every target" if c is chosen else
                      f"meets every target, but {format_size(c.memory)} > {format_size(chosen.memory)}")  # fmt: skip
-    advice = "" if chosen else _advice(cands, max_memory, min_recall, max_latency_ms)
+    advice = "" if chosen else _advice(cands, max_memory)
     index = built[chosen.factory] if chosen and whole else None
     if index is not None:
         index.nprobe, index.ef_search = chosen.nprobe, chosen.ef_search

@@ -45,13 +45,20 @@ def plain(tokenizer):
 
 
 def _strengths(text: str, offsets: Sequence[tuple[int, int]]) -> list[int]:
-    """Return how good a cut before each token is: paragraph break, sentence/line end, between words, inside a word."""
+    """Return how good a cut before each token is: paragraph break, sentence end, between words, inside a word.
+
+    A single line break inside hard-wrapped prose is only a space; it counts as a sentence end after
+    ``.!?:;`` or before a heading or list item. The break after a heading line is no paragraph break
+    (a passage should not end on a heading).
+    """
     out = [_PARAGRAPH]
     for (_, prev_end), (start, _) in zip(offsets, offsets[1:]):
         gap = text[prev_end:start]
+        ended = text[prev_end - 1 : prev_end] in _ENDS
         if gap.count("\n") >= 2:
-            out.append(_PARAGRAPH)
-        elif gap and ("\n" in gap or text[prev_end - 1 : prev_end] in _ENDS):
+            line = text[text.rfind("\n", 0, prev_end) + 1 : prev_end].lstrip()
+            out.append(_SENTENCE if line.startswith("#") else _PARAGRAPH)
+        elif gap and (ended or ("\n" in gap and text[start : start + 1] in "#-*>|")):
             out.append(_SENTENCE)
         else:
             out.append(_WORD if gap else _INSIDE)
@@ -126,6 +133,20 @@ class Passages:
             if len(out) == k:
                 break
         return out
+
+
+def whole_documents(corpus: Corpus) -> Passages:
+    """Return one passage per document, the document's embedding text (what an unchunked index holds)."""
+    n = len(corpus)
+    return Passages(list(corpus.ids), corpus.embedding_texts(), list(range(n)), [True] * n)
+
+
+def passages_for(corpus: Corpus, embedder) -> Passages | None:
+    """Return the passages of a corpus marked ``chunked`` (your own files), or None when every document is one vector."""
+    if not corpus.chunked:
+        return None
+    passages = chunk_corpus(corpus, embedder)
+    return None if all(passages.whole) else passages
 
 
 def chunk_corpus(

@@ -9,22 +9,34 @@ import sys
 from .errors import InputError, SearchkitError
 
 
-def _engine(corpus: str, backend: str, factory: str = "Flat", bm25: bool = True):
-    """Build an engine for ``corpus`` with the ``backend`` encoder and the corpus's hybrid fusion."""
+def _max_file_size(args: argparse.Namespace) -> int | None:
+    from .loaders import parse_size
+
+    return parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else None
+
+
+def _corpus(args: argparse.Namespace):
+    """Load ``--corpus`` with the file options ``--text-column`` and ``--max-file-size``."""
     from .datasets import load_dataset
+
+    return load_dataset(args.corpus, args.text_column, _max_file_size(args)).corpus
+
+
+def _engine(args: argparse.Namespace):
+    """Build an engine for ``--corpus`` with the ``--backend`` encoder and the corpus's hybrid fusion."""
     from .embed import Embedder
     from .engine import SearchEngine
     from .tuning import apply_fusion, fusion_for
 
-    engine = SearchEngine.build(load_dataset(corpus).corpus, Embedder(backend=backend), factory=factory, bm25=bm25, progress=None)
-    apply_fusion(engine, fusion_for(corpus))
+    engine = SearchEngine.build(_corpus(args), Embedder(backend=args.backend), progress=None)
+    apply_fusion(engine, fusion_for(args.corpus))
     return engine
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Answer each QUERY (one model load for all of them)."""
     _check_search_args(args)  # before the model loads: a typo should not cost seconds
-    engine = _engine(args.corpus, args.backend)
+    engine = _engine(args)
     for query, hits in zip(args.query, engine.search_many(args.query, args.k, args.mode)):
         if args.json:
             print(json.dumps({"query": query, "results": [h.to_dict() for h in hits]}, ensure_ascii=False))
@@ -44,11 +56,43 @@ def _check_search_args(args: argparse.Namespace) -> None:
             raise InputError(f"query {i} is {q!r}: give some words to search for, e.g. \"delete a folder\"")
 
 
+def _budget(args: argparse.Namespace):
+    """Return ``choose(xb, ids) -> IndexSpec`` for the budget flags of ``build``, or None when none is given."""
+    targets = {"--max-memory": args.max_memory, "--min-recall": args.min_recall, "--max-latency-ms": args.max_latency_ms}
+    given = [flag for flag, v in targets.items() if v is not None]
+    if not given:
+        return None
+    if args.factory is not None:
+        raise InputError(
+            f"--factory {args.factory} and {' '.join(given)} both given: choose one, a factory string or a budget "
+            "for the chooser to meet"
+        )
+    if args.max_memory is None:
+        raise InputError(f"{' '.join(given)} needs a memory budget too: add --max-memory, e.g. --max-memory 2GB")
+    from .budget import choose_index
+    from .loaders import parse_size
+
+    memory = parse_size(args.max_memory, "--max-memory")
+    recall = 0.95 if args.min_recall is None else args.min_recall
+
+    def choose(xb, ids):
+        choice = choose_index(xb, memory, recall, args.max_latency_ms)
+        print(choice, flush=True)
+        return choice.spec()
+
+    return choose
+
+
 def cmd_build(args: argparse.Namespace) -> int:
-    """Embed a corpus, index it and save the index to ``--out`` (atomically: old or new, never half)."""
-    engine = _engine(args.corpus, args.backend, factory=args.factory, bm25=False)
-    engine.index.save(args.out)
-    print(f"saved {len(engine.index)} vectors ({args.factory}, {engine.embedder.model_id}, {args.backend}) to {args.out}")
+    """Embed a corpus, index it and save it to ``--out`` (atomically); again later, re-embed only what changed."""
+    from .embed import Embedder
+    from .incremental import build_corpus_index
+
+    choose = _budget(args)  # bad flags fail before the corpus loads
+    corpus = _corpus(args)
+    embedder = Embedder(backend=args.backend)
+    report = build_corpus_index(corpus, args.out, embedder, args.factory, choose)
+    print(f"saved {report.passages} vectors ({report.factory}, {embedder.model_id}, {args.backend}) to {args.out}: {report}")
     return 0
 
 
@@ -61,7 +105,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import CONNECTION_LIMITS, set_compute_threads
 
     experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
-    engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend)  # fails fast
+    engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend,
+                         text_column=args.text_column, max_file_size=_max_file_size(args))  # fails fast; fmt: skip
     set_compute_threads(args.threads)  # after the build: embedding a corpus uses every core
     built = engine.index.backend
     note = f", index vectors from {built}" if built and built != args.backend else ""
@@ -116,23 +161,34 @@ def _backend(p: argparse.ArgumentParser) -> None:
                    help=f"query/document encoder: {', '.join(BACKENDS)} (default: {DEFAULT_BACKEND}, fastest at equal nDCG@10)")  # fmt: skip
 
 
+def _file_options(p: argparse.ArgumentParser) -> None:
+    """Add the options that say how to read your own files."""
+    p.add_argument("--text-column", default="text", help="the CSV column holding the text (default: text)")
+    p.add_argument("--max-file-size", default=None, help="skip files larger than this, e.g. 50MB (default: 10MB)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m searchkit``."""
     p = argparse.ArgumentParser(prog="python -m searchkit", description="Semantic search over a corpus.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("search", help="search a corpus from the command line")
     s.add_argument("query", nargs="+", help="one or more queries")
-    s.add_argument("--corpus", default="pydocs", help="'pydocs' (built in) or 'beir:DIR' (default: pydocs)")
+    corpus_help = "'pydocs' (built in), 'beir:DIR', a folder of text files, a .jsonl or a .csv (default: pydocs)"
+    s.add_argument("--corpus", default="pydocs", help=corpus_help)
+    _file_options(s)
     s.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     s.add_argument("--mode", default="dense", help="dense, bm25 or hybrid (default: dense)")
     s.add_argument("--json", action="store_true", help="print one JSON object per query, one per line")
     _backend(s)
     s.set_defaults(func=cmd_search)
-    corpus_help = "'pydocs' (built in) or 'beir:DIR' (default: pydocs)"
     b = sub.add_parser("build", help="build an index for a corpus and save it to a folder")
     b.add_argument("--corpus", default="pydocs", help=corpus_help)
     b.add_argument("--out", required=True, help="folder to save the index in (replaced atomically)")
-    b.add_argument("--factory", default="Flat", help="faiss index factory string (default: Flat)")
+    b.add_argument("--factory", default=None, help="faiss index factory string (default: Flat, or chosen by a budget)")
+    b.add_argument("--max-memory", default=None, help="memory budget for the index, e.g. 512MB or 2GB: choose the index")
+    b.add_argument("--min-recall", type=float, default=None, help="recall@10 target for the chooser (default: 0.95)")
+    b.add_argument("--max-latency-ms", type=float, default=None, help="p99 single-query latency target (optional)")
+    _file_options(b)
     _backend(b)
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("serve", help="serve the search API over HTTP (FastAPI + uvicorn)")
@@ -145,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="let pages from ORIGIN (e.g. http://localhost:3000) call the API; repeat for more (default: none)")
     v.add_argument("--threads", type=int, default=1, help="torch/faiss threads per call (default: 1)")
+    _file_options(v)
     _backend(v)
     v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",
                    help="run an online experiment between two arms, e.g. control=bm25,treatment=hybrid:rrf")

@@ -31,6 +31,7 @@ class Corpus:
     titles: list[str]
     texts: list[str]
     passages: list[str] | None = None  # what the encoder and BM25 read; default: title + text
+    chunked: bool = False  # split documents longer than the encoder's window into passages (your own files)
     _row: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -63,8 +64,12 @@ class Corpus:
         return list(self.passages) if self.passages is not None else self.full_texts()
 
     def full_texts(self) -> list[str]:
-        """Return ``title + " " + text`` for every document (what BM25 indexes)."""
-        return [f"{t} {x}".strip() for t, x in zip(self.titles, self.texts)]
+        """Return ``title + " " + text`` for every document (what BM25 indexes).
+
+        Your own files (``chunked``) take their title from their first heading or line: their text alone then.
+        """
+        return [x.strip() if self.chunked and t and t in x.lstrip().split("\n", 1)[0] else f"{t} {x}".strip()
+                for t, x in zip(self.titles, self.texts)]  # fmt: skip
 
     def doc(self, doc_id: str) -> dict[str, str]:
         """Return one document as ``{"id", "title", "text"}``."""
@@ -398,3 +403,32 @@ def load_dataset(spec: str, text_column: str = "text", max_file_size: int | None
             raise DatasetError("'beir:' needs a folder after the colon: beir:DIR (a folder with corpus.jsonl)")
         return load_beir(spec[5:])
     return load_path(spec, text_column, MAX_FILE_SIZE if max_file_size is None else max_file_size)
+
+
+def concatenate_documents(dataset: Dataset, per_doc: int = 6, seed: int = 0, keep: int | None = None) -> Dataset:
+    """Return ``dataset`` with its documents shuffled and joined ``per_doc`` at a time into long documents.
+
+    A long document is judged relevant to a query with the highest grade of the documents it holds, so the
+    original judgments carry over. ``keep`` limits the corpus to that many documents: every judged one first,
+    then a seeded sample of the rest. Long documents are ``chunked`` (cut into passages by the engine).
+    """
+    import random
+
+    if per_doc < 1:
+        raise DatasetError(f"per_doc must be at least 1, got {per_doc}")
+    c, rng = dataset.corpus, random.Random(seed)
+    judged = {d for q in dataset.judged_queries() for d, g in dataset.qrels[q].items() if g > 0 and d in c}
+    rest = [d for d in c.ids if d not in judged]
+    rng.shuffle(rest)
+    ids = sorted(judged) + rest[: max(0, (keep or len(c)) - len(judged))]
+    rng.shuffle(ids)
+    groups = [ids[i : i + per_doc] for i in range(0, len(ids), per_doc)]
+    home = {d: f"long-{g}" for g, members in enumerate(groups) for d in members}
+    texts = ["\n\n".join(f"{c.titles[c.row(d)]}\n{c.texts[c.row(d)]}".strip() for d in m) for m in groups]
+    corpus = Corpus([f"long-{g}" for g in range(len(groups))], [""] * len(groups), texts, chunked=True)
+    qrels: dict[str, dict[str, int]] = {}
+    for q, docs in dataset.qrels.items():
+        for d, g in docs.items():
+            if d in home:
+                qrels.setdefault(q, {})[home[d]] = max(g, qrels.get(q, {}).get(home[d], g))
+    return Dataset(f"{dataset.name}-x{per_doc}", corpus, dataset.queries, qrels)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
+from .chunking import Passages, passages_for
 from .datasets import Corpus, load_dataset
 from .embed import Embedder, default_embedder
 from .errors import InputError, SearchIndexError
@@ -98,13 +99,17 @@ class EngineResult:
 class SearchEngine:
     """Answer text queries over a corpus with dense vectors, BM25, or both."""
 
-    def __init__(self, corpus: Corpus, embedder: Embedder, index: VectorIndex, bm25: BM25 | None = None):
+    def __init__(
+        self, corpus: Corpus, embedder: Embedder, index: VectorIndex, bm25: BM25 | None = None,
+        passages: Passages | None = None,
+    ):  # fmt: skip
         if index.model_id not in (None, embedder.model_id):
             raise SearchIndexError(
                 f"index was built with model {index.model_id!r} but the embedder is {embedder.model_id!r}: "
                 "use the same model for both (rebuild the index with this embedder, or load that model)"
             )
         self.corpus, self.embedder, self.index, self.bm25 = corpus, embedder, index, bm25
+        self.passages = passages  # long documents split for the encoder (the index holds passages); None: one vector each
         self.cache: QueryCache | None = None  # query-embedding cache (searchkit.cache), set by the app
         self.defaults = SearchSettings()  # what a call without settings uses (load_engine: the corpus's tuned fusion)
 
@@ -117,13 +122,15 @@ class SearchEngine:
         bm25: bool = True,
         progress: bool | None = None,
     ) -> SearchEngine:
-        """Embed ``corpus`` (cached on disk), index it with faiss ``factory`` and, if asked, BM25."""
+        """Embed ``corpus`` (cached on disk; long documents as passages if ``corpus.chunked``), index it, and BM25."""
         embedder = embedder or default_embedder()
-        xb = embedder.encode_cached(corpus.embedding_texts(), progress=progress)
-        index = VectorIndex.build(corpus.ids, xb, factory, model_id=embedder.model_id)
+        passages = passages_for(corpus, embedder)
+        ids, texts = (passages.ids, passages.texts) if passages else (corpus.ids, corpus.embedding_texts())
+        xb = embedder.encode_cached(texts, progress=progress)
+        index = VectorIndex.build(ids, xb, factory, model_id=embedder.model_id)
         index.backend = embedder.backend
         lexical = BM25(corpus.ids, corpus.full_texts()) if bm25 else None
-        return cls(corpus, embedder, index, lexical)
+        return cls(corpus, embedder, index, lexical, passages)
 
     def __repr__(self) -> str:
         return f"SearchEngine({len(self.corpus)} docs, index={self.index.factory!r}, model={self.embedder.model_id!r})"
@@ -132,12 +139,13 @@ class SearchEngine:
         """Return the modes this engine can answer: dense, and bm25/hybrid when it has a BM25 index."""
         return [m for m in MODES if m == "dense" or self.bm25 is not None]
 
-    def _hits(self, pairs) -> list[Hit]:
-        c = self.corpus
+    def _hits(self, pairs, texts: dict[str, str] | None = None) -> list[Hit]:
+        """Turn ``(doc_id, score)`` pairs into hits; ``texts`` gives the best passage of documents found by passage."""
+        c, texts = self.corpus, texts or {}
         out = []
         for doc_id, score in pairs:
             i = c.row(doc_id)
-            out.append(Hit(doc_id, float(score), c.titles[i], c.texts[i]))
+            out.append(Hit(doc_id, float(score), c.titles[i], texts.get(doc_id, c.texts[i])))
         return out
 
     def search(
@@ -208,21 +216,35 @@ class SearchEngine:
         """Return the BM25 rows whose id starts with ``prefix`` (None: every row)."""
         return None if prefix is None else np.array([d.startswith(prefix) for d in self.bm25.ids])  # type: ignore[union-attr]
 
+    def _vector_search(self, xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None) -> list[tuple[list, dict]]:
+        """Return per query the top ``k`` ``(doc_id, score)`` by vectors, each document once, and its best passages."""
+        def search(depth: int):
+            return self.index.search(xq, depth, nprobe=s.nprobe, ef_search=s.ef_search, prefix=prefix)
+
+        res = search(k)
+        if self.passages is None:
+            return [(list(zip(ids, scores)), {}) for ids, scores in zip(res.ids, res.scores)]
+        depth = k
+        while True:  # fetch passages until k distinct documents (or the whole index) are in view
+            docs = [self.passages.documents(self.corpus, ids, scores, k) for ids, scores in zip(res.ids, res.scores)]
+            if depth >= len(self.index) or all(len(d) >= k for d in docs):
+                return [([(d, sc) for d, sc, _ in found], {d: t for d, _, t in found}) for found in docs]
+            depth = min(len(self.index), depth * 4)
+            res = search(depth)
+
     def _dense(self, xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None) -> list[list[Hit]]:
-        res = self.index.search(xq, k, nprobe=s.nprobe, ef_search=s.ef_search, prefix=prefix)
-        return [self._hits(zip(ids, scores)) for ids, scores in zip(res.ids, res.scores)]
+        return [self._hits(pairs, texts) for pairs, texts in self._vector_search(xq, k, s, prefix)]
 
     def _hybrid(
         self, queries: list[str], xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None
     ) -> list[list[Hit]]:
         """Fuse the top ``s.hybrid_depth`` BM25 and dense results of each query (searchkit.fusion)."""
         depth = max(int(k), int(s.hybrid_depth))
-        dense = self.index.search(xq, depth, nprobe=s.nprobe, ef_search=s.ef_search, prefix=prefix)
         mask = self._mask(prefix)
         out = []
-        for q, ids, scores in zip(queries, dense.ids, dense.scores):
-            lists = [self.bm25.search(q, depth, mask=mask), list(zip(ids, scores))]  # type: ignore[union-attr]
-            out.append(self._hits(fuse(lists, s.fusion, s.weights, limit=int(k), rrf_k=s.rrf_k)))
+        for q, (pairs, texts) in zip(queries, self._vector_search(xq, depth, s, prefix)):
+            lists = [self.bm25.search(q, depth, mask=mask), pairs]  # type: ignore[union-attr]
+            out.append(self._hits(fuse(lists, s.fusion, s.weights, limit=int(k), rrf_k=s.rrf_k), texts))
         return out
 
     def similarity(self, a: str, b: str) -> float:
@@ -233,31 +255,35 @@ class SearchEngine:
 
 def load_engine(
     corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
-    progress: bool | None = None, backend: str = DEFAULT_BACKEND,
+    progress: bool | None = None, backend: str = DEFAULT_BACKEND, text_column: str = "text",
+    max_file_size: int | None = None,
 ) -> SearchEngine:  # fmt: skip
     """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.
 
     Queries are embedded with ``backend``; a saved index built with another backend of the same model is
     served as it is (``/health`` says so under ``backend``). Checks come first and fail with one line naming
     the fix: a missing or damaged index, one built with another model or dimension, or one whose ids are not
-    documents of ``corpus``. Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.tuning).
+    documents (or passages) of ``corpus``. ``text_column`` and ``max_file_size`` say how to read your own
+    files (searchkit.loaders). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.tuning).
     """
     if index_dir is not None:
         read_manifest(index_dir)  # a missing or unreadable index fails before the model loads
-    docs = load_dataset(corpus).corpus
+    docs = load_dataset(corpus, text_column, max_file_size).corpus
     embedder = default_embedder(backend)
     if index_dir is None:
         engine = SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
         apply_fusion(engine, fusion_for(corpus))
         return engine
     index = VectorIndex.load(index_dir, model_id=embedder.model_id, dim=embedder.dim)
-    unknown = [d for d in index.ids if d is not None and d not in docs]
+    passages = passages_for(docs, embedder)
+    known = set(passages.ids) if passages else docs
+    unknown = [d for d in index.ids if d is not None and d not in known]
     if unknown:
         raise SearchIndexError(
             f"index in {index_dir} holds {len(unknown)} ids that are not documents of {corpus!r} "
             f"(e.g. {unknown[0]!r}): build it from this corpus with "
             f"python -m searchkit build --corpus {corpus} --out {index_dir}"
         )
-    engine = SearchEngine(docs, embedder, index, BM25(docs.ids, docs.full_texts()) if bm25 else None)
+    engine = SearchEngine(docs, embedder, index, BM25(docs.ids, docs.full_texts()) if bm25 else None, passages)
     apply_fusion(engine, fusion_for(corpus))
     return engine

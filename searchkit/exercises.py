@@ -219,3 +219,44 @@ def check_sign_test(p_value: Callable[[int, int], float]) -> None:
                     ": count outcomes at least as extreme on both sides, under Binomial(wins + losses, 1/2)")
             raise ExerciseError(f"p_value({wins}, {losses}) = {got:.4f}, expected {want:.4f}{hint}")
     _ok("your sign test matches the exact binomial test.")
+
+
+# -- 08 your documents --------------------------------------------------------------------------
+
+
+def check_best_per_document(documents: Callable[[list[str], list[float], dict[str, str], int], list]) -> None:
+    """Check ``documents(passage_ids, scores, doc_of, k)``: top ``k`` ``(doc_id, score)``, each document once, best score."""
+    pids = ["a#2", "b", "a#1", "c#3", "c#1", "d", "c#2"]
+    scores = [0.91, 0.88, 0.85, 0.70, 0.66, 0.52, 0.40]
+    doc_of = {p: p.split("#")[0] for p in pids}
+    want = [("a", 0.91), ("b", 0.88), ("c", 0.70), ("d", 0.52)]
+    for k in (4, 2, 10):
+        got = [(str(d), float(s)) for d, s in documents(pids, scores, doc_of, k)]
+        if len({d for d, _ in got}) != len(got):
+            raise ExerciseError(f"k={k}: {[d for d, _ in got]} names a document twice: keep only its best passage")
+        if got != want[:k]:
+            raise ExerciseError(
+                f"k={k}: got {got}, expected {want[:k]}: walk the passages best first, keep the first (best) score of "
+                "each document, and stop at k documents"
+            )
+    _ok("each document appears once, at its best passage's score.")
+
+
+def check_cheapest(pick: Callable[[list[dict], int, float], str | None]) -> None:
+    """Check ``pick(rows, max_memory, min_recall)``: the factory of least memory meeting both targets, else None."""
+    rows = [
+        {"factory": "Flat", "memory": 1_540_000, "recall": 1.0},
+        {"factory": "SQ8", "memory": 392_000, "recall": 0.97},
+        {"factory": "HNSW32", "memory": 1_800_000, "recall": 0.99},
+        {"factory": "PQ48", "memory": 170_000, "recall": 0.71},
+        {"factory": "IVF64,SQ8", "memory": 420_000, "recall": 0.95},
+    ]
+    cases = [((2_000_000, 0.95), "SQ8"), ((2_000_000, 0.98), "Flat"), ((400_000, 0.99), None),
+             ((1_000_000, 0.5), "PQ48"), ((410_000, 0.96), "SQ8")]  # fmt: skip
+    for (memory, recall), want in cases:
+        got = pick([dict(r) for r in rows], memory, recall)
+        if got != want:
+            why = "nothing meets both targets: return None" if want is None else (
+                f"{want} is the least memory among those with memory <= {memory:,} and recall >= {recall}")
+            raise ExerciseError(f"pick(rows, {memory:,}, {recall}) returned {got!r}, expected {want!r}: {why}")
+    _ok("you pick the cheapest index that breaks no target, and none when nothing fits.")

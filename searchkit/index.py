@@ -20,6 +20,7 @@ from .manifest import (
     read_manifest,
     read_verified,
     save_manifest,
+    parse_sources,
     sha256,
     write_atomic,
 )
@@ -166,6 +167,7 @@ class VectorIndex:
         self.ef_search = ef_search
         self.nprobe = nprobe
         self.read_only = False
+        self.sources = None  # incremental-build state, set by load()
         self.index = faiss.IndexIDMap2(base)
         self.ids: list[str | None] = []  # faiss label -> document id (None once deleted)
         self._label: dict[str, int] = {}
@@ -470,8 +472,8 @@ class VectorIndex:
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the index to ``folder`` atomically; return the manifest path.
+    def save(self, folder: str | Path, sources: dict | None = None) -> Path:
+        """Write the index to ``folder`` atomically; return the manifest path (``sources``: incremental-build state).
 
         Data files get new names, are fsynced, and only then does ``manifest.json`` (which names
         them) replace the old one, so a crash leaves either the old or the new index, never a mix.
@@ -484,16 +486,22 @@ class VectorIndex:
         ids_blob = json.dumps(self.ids).encode()
         index_sha, ids_sha = sha256(blob), sha256(ids_blob)
         index_file, ids_file = f"index-{index_sha[:16]}.faiss", f"ids-{ids_sha[:16]}.json"
+        src_blob = json.dumps(sources, sort_keys=True).encode() if sources is not None else None
+        src_sha = sha256(src_blob) if src_blob is not None else None
+        src_file = f"sources-{src_sha[:16]}.json" if src_sha else None
         manifest = IndexManifest(
             format=FORMAT_VERSION, model=self.model_id, backend=self.backend, dim=self.dim, metric=self.metric,
             factory=self.factory, count=len(self), faiss_version=faiss.__version__, index_file=index_file,
             index_sha256=index_sha, ids_file=ids_file, ids_sha256=ids_sha, ef_search=self.ef_search, nprobe=self.nprobe,
+            sources_file=src_file, sources_sha256=src_sha,
         )  # fmt: skip  (made before writing: a value the loader would refuse fails here)
         write_atomic(folder / index_file, blob)
         write_atomic(folder / ids_file, ids_blob)
+        if src_file:
+            write_atomic(folder / src_file, src_blob)
         path = save_manifest(folder, manifest)
         for old in folder.iterdir():  # files of earlier versions, no longer named by the manifest
-            if old.name.startswith(("index-", "ids-")) and old.name not in (index_file, ids_file):
+            if old.name.startswith(("index-", "ids-", "sources-")) and old.name not in (index_file, ids_file, src_file):
                 old.unlink(missing_ok=True)
         return path
 
@@ -527,6 +535,9 @@ class VectorIndex:
         self = cls.__new__(cls)
         self.dim, self.factory, self.metric, self.model_id, self.backend = m.dim, m.factory, m.metric, m.model, m.backend
         self.ef_search, self.nprobe = m.ef_search, m.nprobe
+        self.sources = None  # {doc id: SourceState} when saved by an incremental build
+        if m.sources_file and m.sources_sha256:
+            self.sources = parse_sources(read_verified(folder, m.sources_file, m.sources_sha256)[1], folder / m.sources_file)
         self.read_only = bool(mmap)
         self.index = raw
         self.ids = ids

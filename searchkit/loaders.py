@@ -131,8 +131,7 @@ def load_folder(folder: str | Path, max_file_size: int = MAX_FILE_SIZE, quiet: b
         )
     if not quiet:
         _say(f"loaded {len(ids)} documents from {root}" + (f" (skipped {sum(skipped.values())}: {why})" if why else ""))
-    corpus = Corpus(ids, titles, texts, passages=list(texts))  # the text holds the heading already
-    return Dataset(root.name or str(root), corpus, {}, {})
+    return Dataset(root.name or str(root), Corpus(ids, titles, texts, chunked=True), {}, {})
 
 
 # -- one file of records ---------------------------------------------------------------------------
@@ -165,7 +164,7 @@ class _Records:
         """Return the records as a Dataset named after the file (no queries)."""
         if not self.ids:
             raise DatasetError(f"{self.path}: no documents in the file: add records, one per line")
-        return Dataset(self.path.stem, Corpus(self.ids, self.titles, self.texts), {}, {})
+        return Dataset(self.path.stem, Corpus(self.ids, self.titles, self.texts, chunked=True), {}, {})
 
 
 def load_jsonl(path: str | Path, max_file_size: int = MAX_FILE_SIZE) -> Dataset:

@@ -49,6 +49,15 @@ class ManifestModel(BaseModel):
         return v
 
 
+class SourceState(BaseModel):
+    """What one document put into an index, for incremental rebuilds: its content hash and its passage count."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    sha256: Sha256
+    passages: PositiveInt = Field(description="how many passages (vectors) the document has, at least 1")
+
+
 class IndexManifest(ManifestModel):
     """The manifest of a saved :class:`~searchkit.index.VectorIndex`: what was built, and the files it lives in."""
 
@@ -67,9 +76,12 @@ class IndexManifest(ManifestModel):
     ids_sha256: Sha256
     ef_search: PositiveInt | None = Field(None, description="null or a whole number of at least 1")
     nprobe: PositiveInt | None = Field(None, description="null or a whole number of at least 1")
+    sources_file: FileName | None = Field(None, description="null or the file of incremental-build state")
+    sources_sha256: Sha256 | None = None
 
 
 M = TypeVar("M", bound=ManifestModel)
+SOURCES = TypeAdapter(dict[StrictStr, SourceState])  # {document id: SourceState}, the sources file's content
 _IDS = TypeAdapter(list[StrictStr | None])
 
 
@@ -189,6 +201,18 @@ def parse_ids(blob: bytes, source: Path) -> list[str | None]:
                 )
             seen[d] = i
     return ids
+
+
+def parse_sources(blob: bytes, source: Path) -> dict[str, SourceState]:
+    """Return the incremental-build state in a sources file: ``{document id: {sha256, passages}}``."""
+    try:
+        return SOURCES.validate_json(blob, strict=True)
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"]) or "the file"
+        raise SearchIndexError(
+            f"{source}: {where} is {_shown(err.get('input'))} but must be {{document id: {{sha256, passages}}}}: {REBUILD}"
+        ) from None
 
 
 def sha256(blob: bytes) -> str:

@@ -32,7 +32,7 @@ def test_folder_reads_every_text_file_and_counts_what_it_skips(tmp_path, capsys)
     c = ds.corpus
     assert c.ids == ["a.md", "b.txt", "sub/notes"]
     assert c.titles == ["Cooking rice", "Plain text about trains.", "First real line"]
-    assert c.texts[0].startswith("Intro line") and c.embedding_texts() == c.texts
+    assert c.texts[0].startswith("Intro line") and c.chunked
     assert ds.name == "notes" and ds.queries == {}
     err = capsys.readouterr().err
     assert err == f"loaded 3 documents from {tmp_path / 'notes'} (skipped 6: 2 binary, 1 empty, 2 hidden, 1 over 1000 B)\n"
