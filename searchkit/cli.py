@@ -76,6 +76,7 @@ def _budget(args: argparse.Namespace):
     recall = 0.95 if args.min_recall is None else args.min_recall
 
     def choose(xb, ids):
+        """Print the chooser's table for vectors ``xb``; return the chosen IndexSpec (or raise with its advice)."""
         choice = choose_index(xb, memory, recall, args.max_latency_ms)
         print(choice, flush=True)
         return choice.spec()

@@ -219,6 +219,7 @@ class SearchEngine:
     def _vector_search(self, xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None) -> list[tuple[list, dict]]:
         """Return per query the top ``k`` ``(doc_id, score)`` by vectors, each document once, and its best passages."""
         def search(depth: int):
+            """Return the index's top ``depth`` passages (or documents) for every query."""
             return self.index.search(xq, depth, nprobe=s.nprobe, ef_search=s.ef_search, prefix=prefix)
 
         res = search(k)

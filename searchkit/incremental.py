@@ -54,7 +54,9 @@ def _previous(folder: Path, embedder: Embedder, factory: str | None) -> VectorIn
         old = VectorIndex.load(folder, model_id=embedder.model_id, dim=embedder.dim)
     except SearchIndexError:
         return None  # another model, or damaged: build from scratch (the save replaces it atomically)
-    if old.sources is None or (factory is not None and old.factory != factory):
+    if old.sources is None or old.backend != getattr(embedder, "backend", None):
+        return None  # no state to extend, or vectors from another encoder backend: do not mix them
+    if factory is not None and old.factory != factory:
         return None
     return old
 
@@ -88,6 +90,7 @@ def build_corpus_index(
     old = _previous(folder, embedder, name)
     if old is None:
         index = _fresh(passages, embedder, factory, choose, progress)
+        index.backend = getattr(embedder, "backend", None)
         index.save(folder, sources)
         return BuildReport(len(corpus), 0, 0, len(index), index.factory, True)
     before = old.sources or {}

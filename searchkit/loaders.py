@@ -144,6 +144,7 @@ class _Records:
         self.path, self.ids, self.titles, self.texts, self.line_of = path, [], [], [], {}
 
     def add(self, line: int, doc_id: object, title: object, text: object, text_name: str = "text") -> None:
+        """Add the record on ``line``, or raise DatasetError naming the file, line and fix."""
         if not isinstance(text, str) or not text.strip():
             raise DatasetError(
                 f"{self.path}:{line}: {text_name!r} is {'missing' if text is None else repr(text)[:40]}: "

@@ -41,7 +41,7 @@ class CountingEmbedder:
 
     def __init__(self, inner):
         self.inner, self.embedded = inner, 0
-        self.model, self.model_id, self.dim = inner.model, inner.model_id, inner.dim
+        self.model, self.model_id, self.dim, self.backend = inner.model, inner.model_id, inner.dim, inner.backend
 
     def encode(self, texts, **kwargs):
         self.embedded += len(texts)
@@ -124,11 +124,11 @@ def test_search_command_reads_a_csv_with_another_text_column(tmp_path, capsys):
 
 
 def test_a_serve_engine_from_a_saved_folder_index_maps_passages(tmp_path, embedder):
-    from searchkit.app import load_engine
+    from searchkit.engine import load_engine
 
     root, out = _notes(tmp_path / "notes"), tmp_path / "index"
     build_corpus_index(load_dataset(str(root)).corpus, out, embedder)
-    engine = load_engine(str(root), index_dir=str(out))
+    engine = load_engine(str(root), index_dir=str(out), backend=embedder.backend)
     hits = engine.search("lava flowing from a volcano", k=3)
     assert hits[0].id == "baking.md" and "volcano" in hits[0].text
     with pytest.raises(InputError):
