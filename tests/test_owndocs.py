@@ -133,3 +133,21 @@ def test_a_serve_engine_from_a_saved_folder_index_maps_passages(tmp_path, embedd
     assert hits[0].id == "baking.md" and "volcano" in hits[0].text
     with pytest.raises(InputError):
         engine.search("", k=3)
+
+
+def test_serve_command_serves_a_folder_in_one_command(tmp_path, monkeypatch, capsys, embedder):
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    root = _notes(tmp_path / "notes")
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    assert main(["serve", "--corpus", str(root), "--backend", embedder.backend, "--port", "8125"]) == 0
+    assert "serving 3 documents on http://127.0.0.1:8125" in capsys.readouterr().out
+    with TestClient(seen["app"]) as c:
+        assert c.get("/").status_code == 200  # the search page
+        r = c.get("/search", params={"q": "lava flowing from a volcano", "top_k": 3})
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert [x["id"] for x in results][0] == "baking.md" and len({x["id"] for x in results}) == 3
+        assert "volcano" in results[0]["text"]
