@@ -96,3 +96,24 @@ def test_tokenizer_of_reads_the_model_window(embedder):
     tok, window = tokenizer_of(embedder)
     assert window == 256
     assert tok.truncation is None and tok.padding is None
+
+
+def test_concatenated_documents_carry_their_judgments_over():
+    from searchkit.datasets import Dataset, concatenate_documents
+
+    ids = [f"d{i}" for i in range(7)]
+    corpus = Corpus(ids, [f"T{i}" for i in range(7)], [f"text {i}" for i in range(7)])
+    qrels = {"q1": {"d1": 2, "d5": 1}, "q2": {"d3": 0}}
+    ds = Dataset("tiny", corpus, {"q1": "one", "q2": "two"}, qrels)
+    long = concatenate_documents(ds, per_doc=3, seed=1)
+    c = long.corpus
+    assert len(c) == 3 and c.chunked and sorted(x for t in c.texts for x in t.split("\n\n")) == sorted(
+        f"T{i}\ntext {i}" for i in range(7))
+    home = {f"d{i}": c.ids[j] for j, t in enumerate(c.texts) for i in range(7) if f"T{i}\ntext {i}" in t.split("\n\n")}
+    want = {}
+    for d, g in qrels["q1"].items():
+        want[home[d]] = max(g, want.get(home[d], g))
+    assert long.qrels["q1"] == want and long.judged_queries() == {"q1": "one"}
+    kept = concatenate_documents(ds, per_doc=2, seed=1, keep=3)
+    texts = "\n\n".join(kept.corpus.texts)
+    assert "T1\ntext 1" in texts and "T5\ntext 5" in texts and len(kept.corpus) == 2  # judged ones always kept
