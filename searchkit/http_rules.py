@@ -298,10 +298,39 @@ def add_offline_docs(app: FastAPI) -> None:
         )  # fmt: skip
 
 
+_RULE_ANSWERS = {  # what these rules may answer on any route, documented on each operation of the schema
+    "400": "the query string (or the body) is not UTF-8, or the body is nested too deeply to parse",
+    "422": "invalid input, an unknown or repeated query parameter: the message names it and the fix",
+}
+_BODY_RULE_ANSWERS = {
+    "408": f"the request body did not arrive within {BODY_TIMEOUT_S:g} s",
+    "413": "the request body is too large",
+    "415": "the body is not sent as the media type the route takes (Content-Type: application/json)",
+}
+
+
+def _document_rules(app: FastAPI) -> None:
+    """Add the statuses these rules may answer to every operation of ``app``'s OpenAPI schema."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    extra = {**_RULE_ANSWERS, **(_BODY_RULE_ANSWERS if "requestBody" in op else {})}
+                    for code, text in extra.items():
+                        op.setdefault("responses", {}).setdefault(code, {"description": text})
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def apply_http_rules(app: FastAPI, cors_origins: Sequence[str] = (), max_body_bytes: int = MAX_BODY_BYTES) -> None:
     """Install the rules on ``app``: the middleware, the error handlers, offline docs and (if given) CORS origins."""
     add_error_handlers(app)
     add_offline_docs(app)
+    _document_rules(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

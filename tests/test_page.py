@@ -291,3 +291,21 @@ def test_opening_a_result_reports_a_click_only_in_an_experiment(page: Page, engi
         assert experiment.summary()["clicks"] == 1
     experiment.close()
     assert [c.url for c in clicks] == [f"{srv.url}/click"]
+
+
+@pytest.mark.parametrize("path, drawn", [("/docs", '[data-path="/search/batch"]'), ("/redoc", "text=Search with many queries")])
+def test_api_docs_open_offline_and_show_the_routes(page: Page, server, path: str, drawn: str):
+    """Swagger UI and ReDoc draw the routes from this server's files alone: any request elsewhere is refused."""
+    elsewhere: list[str] = []
+
+    def only_this_server(route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(path)
+    expect(page.locator(drawn).first).to_be_visible()
+    assert elsewhere == []
