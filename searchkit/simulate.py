@@ -82,6 +82,9 @@ def estimate_rates(run_a: Rankings, run_b: Rankings, qrels: Mapping[str, Mapping
             on_a = clicks.sum(axis=1) - on_b
             inter += [(on_a > on_b).sum(), (on_b > on_a).sum(), ((on_a == on_b) & (on_a > 0)).sum(), (on_a + on_b == 0).sum()]
     ctr, inter = ctr / len(qids), inter / (len(qids) * sims)
+    if all(list(run_a[q])[:k] == list(run_b[q])[:k] for q in qids):  # A/A: equal by construction, not by estimate
+        ctr[:] = ctr.mean()
+        inter[:2] = inter[:2].mean()
     return Rates((float(ctr[0]), float(ctr[1])), tuple(float(x) for x in inter), len(qids))  # type: ignore[arg-type]
 
 

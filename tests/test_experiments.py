@@ -204,3 +204,10 @@ def test_a_seeded_experiment_repeats_its_impressions(tmp_path):
     first = run(tmp_path / "1.db")
     assert first == run(tmp_path / "2.db")
     assert len({imp for _, imp in first}) == 5 and len({tuple(ids) for ids, _ in first}) > 1
+
+
+def test_a_a_rates_are_exactly_symmetric():
+    run = {"q1": ["a", "b", "c"], "q2": ["c", "d", "a"]}
+    qrels = {"q1": {"b": 2}, "q2": {"a": 1, "d": 1}}
+    null = S.estimate_rates(run, run, qrels, k=3, sims=50)
+    assert null.ctr[0] == null.ctr[1] and null.interleave[0] == null.interleave[1] and 0 < null.ctr[0] < 1
