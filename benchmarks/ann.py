@@ -29,13 +29,14 @@ from searchkit.bench import (
     OperatingPoint,
     Timer,
     best_at_recall,
-    format_table,
     ground_truth,
     index_bytes,
-    measure,
+    measure_operating_point,
     thread_count,
 )
-from searchkit.index import IndexSpec, VectorIndex, suggest_nlist
+from searchkit.index import VectorIndex
+from searchkit.report import format_table
+from searchkit.sizing import IndexSpec, suggest_nlist
 
 NPROBES = (1, 2, 4, 8, 16, 24, 32, 40, 48, 64, 128)  # finer between 16 and 64, where recall crosses 0.95
 EF_SEARCHES = (16, 32, 64, 128, 256)
@@ -52,17 +53,7 @@ def human(n: int) -> str:
 def build(spec: IndexSpec, xb: np.ndarray, train_rows: int | None = None) -> tuple[VectorIndex, float]:
     """Build ``spec`` over ``xb`` (labels = row numbers); return the index and the seconds it took."""
     with Timer() as t:
-        index = spec.make(xb.shape[1])
-        if not index.is_trained:
-            rows = xb
-            if train_rows and train_rows < len(xb):
-                pick = np.sort(np.random.default_rng(0).choice(len(xb), train_rows, replace=False))
-                rows = xb[pick]
-            index.train(rows)
-        step = 100_000
-        for start in range(0, len(xb), step):
-            end = min(start + step, len(xb))
-            index.add([str(i) for i in range(start, end)], xb[start:end])
+        index = VectorIndex.build([str(i) for i in range(len(xb))], xb, spec, max_train=train_rows, progress=False)
     return index, t.s
 
 
@@ -87,7 +78,7 @@ def run_dataset(name: str, xb: np.ndarray, xq: np.ndarray, args: argparse.Namesp
         for v in values or [None]:
             bar.set_postfix_str(f"{name}: {spec.factory} {param or ''}={v or ''}")
             kw = {param: v} if param else {}
-            points.append(measure(index, xq, truth, K, label, latency_queries=lat_q, repeats=args.repeats,
+            points.append(measure_operating_point(index, xq, truth, K, label, latency_queries=lat_q, repeats=args.repeats,
                                   per_query="all", build_s=build_s, bytes_per_vector=bpv, **kw))
         bar.update(1)
         del index
@@ -156,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recall@{K} vs exact Flat; p50/p99 = one query per call, 1 faiss thread, {args.latency_queries} queries "
           f"after 10 warm-up, {args.repeats} runs each, every run counted (p99_min: each query's fastest run); "
           f"qps_batch = all queries in one call, {thread_count()} faiss threads")
-    print(format_table(points, extra=("p99_min_ms",)))
+    digits = {"qps_batch": 0, "bytes_per_vector": 0, "build_s": 1}
+    print(format_table([{**p.row(), "p99_min_ms": p.p99_min_ms} for p in points], digits=digits))
     print()
     for name in datasets:
         print("goal check " + goal_check(points, name))

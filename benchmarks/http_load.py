@@ -31,6 +31,7 @@ def build_engine(n_docs: int, factory: str, nprobe: int | None, seed: int = 0):
     from searchkit.engine import SearchEngine
     from searchkit.index import VectorIndex
     from searchkit.paths import cache_dir
+    from searchkit.sizing import IndexSpec
 
     docs = load_pydocs().corpus
     embedder = default_embedder()
@@ -47,16 +48,14 @@ def build_engine(n_docs: int, factory: str, nprobe: int | None, seed: int = 0):
         index.nprobe = nprobe
         return SearchEngine(corpus, embedder, index, None)
     rng = np.random.default_rng(seed)
-    index = VectorIndex(embedder.dim, factory, model_id=embedder.model_id, nprobe=nprobe)
     parts = [xb_real]
     for start in range(0, n_pad, 100_000):
         m = min(100_000, n_pad - start)
         x = xb_real[rng.integers(0, len(xb_real), m)] + rng.normal(0, 0.03, (m, embedder.dim)).astype(np.float32)
         parts.append(x / np.linalg.norm(x, axis=1, keepdims=True))
     xb = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
-    if not index.is_trained:
-        index.train(xb[rng.choice(len(xb), min(len(xb), 100_000), replace=False)])
-    index.add(ids, xb)
+    index = VectorIndex.build(ids, xb, IndexSpec(factory, nprobe=nprobe), model_id=embedder.model_id,
+                              max_train=100_000, seed=seed)  # fmt: skip
     index.save(saved)
     return SearchEngine(corpus, embedder, index, None)
 

@@ -26,8 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit.paths import quick, scifact_dir  # noqa: E402
-from searchkit.quantize import ivf_lists, measure  # noqa: E402
+from searchkit.bench import measure_codecs  # noqa: E402
+from searchkit.config import quick, scifact_dir  # noqa: E402
+from searchkit.report import format_table  # noqa: E402
+from searchkit.sizing import suggest_nlist  # noqa: E402
 
 DEFAULT_BEIR = scifact_dir()  # ../shared/beir/scifact beside the project, or $SEARCHKIT_SCIFACT
 KEYS = ["index", "bytes_per_vector", "recall_at_10", "recall_at_10_reranked", "p50_ms", "p99_ms", "build_s", "ndcg_at_10"]
@@ -35,7 +37,7 @@ KEYS = ["index", "bytes_per_vector", "recall_at_10", "recall_at_10_reranked", "p
 
 def configurations(n: int, pq_m: list[int]) -> list[str]:
     """Return the configurations benchmarked at ``n`` vectors."""
-    nlist = ivf_lists(n)
+    nlist = suggest_nlist(n, per_sqrt=1.0)
     out = ["Flat", "SQfp16", "SQ8", f"IVF{nlist},SQ8"]
     out += [f"PQ{m}" for m in pq_m[:1]]
     out += [f"IVF{nlist},PQ{m}" for m in pq_m]
@@ -51,7 +53,7 @@ def run_dataset(name, xb, xq, ids, qrels, qids, args) -> list[dict]:
         originals = np.load(path, mmap_mode="r")  # the float copy stays on disk; candidates are read from it
         rows = []
         for factory in args.configs or configurations(len(xb), args.pq):
-            row = measure(
+            row = measure_codecs(
                 [factory], xb, xq, ids, originals, qrels, qids, ratio=args.ratio, nprobe=args.nprobe,
                 max_train=args.max_train, timing_queries=args.timing_queries,
             )[0]  # fmt: skip
@@ -59,15 +61,6 @@ def run_dataset(name, xb, xq, ids, qrels, qids, args) -> list[dict]:
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
-
-
-def print_table(rows: list[dict]) -> None:
-    """Print ``rows`` as a Markdown table."""
-    cols = ["dataset", *KEYS]
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for row in rows:
-        print("| " + " | ".join("" if row[c] is None else str(row[c]) for c in cols) + " |")
 
 
 def real_dataset(spec: str, embedder):
@@ -124,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             name, xb, xq, qrels, qids, doc_ids = real_dataset(spec, embedder)
             rows += run_dataset(name, xb, xq, doc_ids, qrels, qids, args)
     print()
-    print_table(rows)
+    print(format_table(rows, ["dataset", *KEYS], digits=4, markdown=True))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -11,8 +11,10 @@ import faiss
 import numpy as np
 
 from .errors import InputError
-from .index import VectorIndex, as_matrix
-from .validation import check_positive_int
+from .index import Metric, VectorIndex
+from .metrics import ndcg
+from .quantize import BinaryIndex, Int8Index, Reranked, build_index, calibration_ranges, serialized_size
+from .validation import as_matrix, check_positive_int
 
 ROW_KEYS = ("index", "params", "recall_at_10", "p50_ms", "p99_ms", "qps_batch", "bytes_per_vector", "build_s")
 
@@ -126,7 +128,7 @@ def time_batch(search: Callable[[np.ndarray], object], xq: np.ndarray, repeats: 
     return len(xq) / float(np.median(times))
 
 
-def ground_truth(xb: np.ndarray, xq: np.ndarray, k: int = 10, metric: str = "ip") -> np.ndarray:
+def ground_truth(xb: np.ndarray, xq: np.ndarray, k: int = 10, metric: Metric = "ip") -> np.ndarray:
     """Return the exact top-``k`` row numbers of ``xb`` for each query (int64, shape ``(len(xq), k)``)."""
     xb, xq = as_matrix(xb), as_matrix(xq, name="queries")
     index = faiss.IndexFlatIP(xb.shape[1]) if metric == "ip" else faiss.IndexFlatL2(xb.shape[1])
@@ -181,7 +183,7 @@ class OperatingPoint:
         return {key: d[key] for key in ROW_KEYS}
 
 
-def measure(
+def measure_operating_point(
     index: VectorIndex,
     xq: np.ndarray,
     truth: np.ndarray,
@@ -234,7 +236,7 @@ def sweep(
 
     values = list(values)
     bar = tqdm(values, desc=f"sweep {param}", disable=not progress if progress is not None else len(values) < 3)
-    return [measure(index, xq, truth, k, name, **kwargs, **{param: int(v)}) for v in bar]
+    return [measure_operating_point(index, xq, truth, k, name, **kwargs, **{param: int(v)}) for v in bar]
 
 
 def pareto_front(points: Sequence[OperatingPoint], latency: str = "p50_ms") -> list[OperatingPoint]:
@@ -253,137 +255,6 @@ def best_at_recall(points: Sequence[OperatingPoint], target: float, latency: str
     """Return the fastest point (by ``latency``) whose recall is at least ``target``, or None."""
     ok = [p for p in points if p.recall >= target]
     return min(ok, key=lambda p: getattr(p, latency)) if ok else None
-
-
-def format_table(points: Sequence[OperatingPoint], extra: Sequence[str] = ()) -> str:
-    """Return the points as a fixed-width text table with the benchmark columns (plus ``extra`` float fields)."""
-    head = f"{'index':<28} {'params':<14} {'recall@10':>9} {'p50_ms':>9} {'p99_ms':>9} {'qps_batch':>10} {'bytes/vec':>9} {'build_s':>8}"
-    head += "".join(f" {name:>10}" for name in extra)
-    lines = [head, "-" * len(head)]
-    for p in points:
-        lines.append(
-            f"{p.index:<28} {p.params:<14} {p.recall:>9.3f} {p.p50_ms:>9.3f} {p.p99_ms:>9.3f} "
-            f"{p.qps_batch:>10.0f} {p.bytes_per_vector:>9.0f} {p.build_s:>8.1f}"
-            + "".join(f" {getattr(p, name):>10.3f}" for name in extra)
-        )
-    return "\n".join(lines)
-
-
-# -- plots ---------------------------------------------------------------------------------------
-
-
-def plot_pareto(points: Sequence[OperatingPoint], ax=None, title: str = "Recall vs latency", latency: str = "p50_ms"):
-    """Plot recall@k against single-query latency for each index, with the Pareto frontier; return the axes."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
-    names = list(dict.fromkeys(p.index for p in points))
-    for name in names:
-        pts = [p for p in points if p.index == name]
-        ax.plot([getattr(p, latency) for p in pts], [p.recall for p in pts], "o-", label=name, alpha=0.8)
-        for p in pts:
-            ax.annotate(p.params.split("=")[-1], (getattr(p, latency), p.recall), fontsize=7, xytext=(3, -9),
-                        textcoords="offset points")
-    front = pareto_front(points, latency)
-    ax.step([getattr(p, latency) for p in front], [p.recall for p in front], "k--", where="post", lw=1,
-            label="Pareto frontier")
-    ax.set_xscale("log")
-    threads = points[0].latency_threads if points else 1
-    ax.set_xlabel(f"single-query latency {latency.split('_')[0]} (ms, log scale, {threads} thread(s))")
-    ax.set_ylabel(f"recall@{points[0].k if points else 10} vs exact search")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    return ax
-
-
-def plot_time_vs_n(
-    ns: Sequence[int], ms: Sequence[float], ax=None, title: str = "Exact search time grows with N", threads: int = 1
-):
-    """Plot query latency (ms) against the number of vectors N; return the axes."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
-    ax.plot(ns, ms, "o-")
-    ax.set_xlabel("number of vectors N")
-    ax.set_ylabel(f"single-query latency p50 (ms, {threads} thread(s))")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    return ax
-
-
-def plot_ivf_cells(x: np.ndarray, nlist: int = 12, nprobe: int = 2, query: np.ndarray | None = None, seed: int = 0,
-                   ax=None, title: str | None = None):
-    """Draw 2-d points ``x`` split into ``nlist`` IVF cells (k-means), highlighting the ``nprobe`` cells a query visits."""
-    import matplotlib.pyplot as plt
-
-    x = as_matrix(x)
-    if x.shape[1] != 2:
-        raise InputError(f"plot_ivf_cells draws 2-d points, got dimension {x.shape[1]}")
-    km = faiss.Kmeans(2, nlist, niter=20, seed=seed)
-    km.train(x)
-    _, cell = km.index.search(x, 1)
-    q = as_matrix(query if query is not None else x.mean(axis=0), 2)
-    _, probed = km.index.search(q, nprobe)
-    ax = ax or plt.subplots(figsize=(5.5, 5))[1]
-    inside = np.isin(cell[:, 0], probed[0])
-    ax.scatter(*x[~inside].T, c=cell[~inside, 0], cmap="tab20", s=8, alpha=0.35)
-    ax.scatter(*x[inside].T, c=cell[inside, 0], cmap="tab20", s=14, edgecolors="k", linewidths=0.4,
-               label=f"vectors in the {nprobe} probed cell(s)")
-    ax.scatter(*km.centroids.T, marker="x", c="k", s=50, label=f"{nlist} centroids")
-    ax.scatter(*q.T, marker="*", c="red", s=250, edgecolors="k", label="query")
-    ax.set_title(title or f"IVF: {nlist} cells, nprobe={nprobe} (toy 2-d data)")
-    ax.set_xlabel("dimension 1 (toy units)")
-    ax.set_ylabel("dimension 2 (toy units)")
-    ax.legend(fontsize=8, loc="lower right")
-    return ax
-
-
-def plot_hnsw_layers(x: np.ndarray, m: int = 4, ax=None, title: str = "HNSW: a sparse top layer over a dense base layer"):
-    """Build a small HNSW graph over 2-d points ``x`` and draw its layers side by side; return the axes."""
-    import matplotlib.pyplot as plt
-
-    x = as_matrix(x)
-    if x.shape[1] != 2:
-        raise InputError(f"plot_hnsw_layers draws 2-d points, got dimension {x.shape[1]}")
-    index = faiss.IndexHNSWFlat(2, m)
-    index.add(x)
-    h = index.hnsw
-    levels = faiss.vector_to_array(h.levels) - 1  # top layer of each node
-    offsets = faiss.vector_to_array(h.offsets)
-    cum = faiss.vector_to_array(h.cum_nneighbor_per_level)
-    neighbors = faiss.vector_to_array(h.neighbors)
-    top = int(levels.max())
-    shown = list(range(min(top, 2), -1, -1))
-    axes = ax if ax is not None else plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4), sharex=True, sharey=True)[1]
-    axes = np.atleast_1d(axes)
-    for a, layer in zip(axes, shown):
-        nodes = np.flatnonzero(levels >= layer)
-        for i in nodes:
-            begin, end = int(offsets[i] + cum[layer]), int(offsets[i] + cum[layer + 1])
-            for j in neighbors[begin:end]:
-                if j >= 0:
-                    a.plot(*x[[i, j]].T, c="tab:blue", lw=0.5, alpha=0.5)
-        a.scatter(*x.T, c="lightgray", s=6)
-        a.scatter(*x[nodes].T, c="tab:blue", s=14)
-        a.scatter(*x[[h.entry_point]].T, c="red", marker="*", s=160, label="entry point")
-        a.set_title(f"layer {layer}: {len(nodes)} nodes")
-        a.set_xlabel("dimension 1 (toy units)")
-    axes[0].set_ylabel("dimension 2 (toy units)")
-    axes[0].legend(fontsize=8, loc="lower right")
-    axes[0].figure.suptitle(f"{title} (M={m}, toy 2-d data)")
-    return axes
-
-
-def format_rows(rows: Sequence[dict], floats: str = ".3g") -> str:
-    """Return dict rows (same keys) as an aligned text table."""
-    if not rows:
-        return "(no rows)"
-    keys = list(rows[0])
-    cells = [[f"{r[k]:{floats}}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths))  # noqa: E731
-    return "\n".join([line(keys), line(["-" * w for w in widths]), *(line(c) for c in cells)])
 
 
 # -- over HTTP -----------------------------------------------------------------------------------
@@ -451,19 +322,84 @@ def load_test(url: str, queries: list[str], clients: int = 1, top_k: int = 10, p
             "server_p50": s["p50"], "server_p99": s["p99"]}  # fmt: skip
 
 
-def plot_latency(rows: list[dict], title: str = "Search latency over HTTP"):
-    """Bar chart of p50/p95/p99 (ms, log scale) per scenario; ``rows`` carry "label", "p50", "p95", "p99"."""
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    x = np.arange(len(rows))
-    for j, q in enumerate(("p50", "p95", "p99")):
-        ax.bar(x + (j - 1) * 0.27, [r[q] for r in rows], width=0.27, label=q)
-    ax.set_xticks(x, [r["label"] for r in rows])
-    ax.set_yscale("log")
-    ax.set_ylabel("latency per request (ms, log scale)")
-    ax.set_xlabel("scenario (query kind, concurrent clients)")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+
+# -- compressed indexes --------------------------------------------------------------------------
+
+
+def _codec(factory: str, xb: np.ndarray, ids: list[str], originals: np.ndarray, flat: VectorIndex, k: int,
+           ratio: int, nprobe: int | None, max_train: int):  # fmt: skip
+    """Build one configuration of :func:`measure_codecs`; return its label, index, plain search and re-ranked search."""
+    if factory == "int8":
+        index = Int8Index(xb.shape[1], calibration_ranges(xb[: min(len(xb), max_train)]))
+        index.add(ids, xb)
+        return factory, index, lambda q: index.search(q, k, rescore=False), lambda q: index.search(q, k, ratio=ratio)
+    if factory.startswith("Binary"):
+        index = BinaryIndex(xb.shape[1])
+        index.add(ids, xb)
+        orig = originals if factory == "Binary" else None
+        return (factory, index, lambda q: index.search(q, k, rescore=False),
+                lambda q: index.search(q, k, ratio=ratio, originals=orig))  # fmt: skip
+    if factory == "Flat":
+        return factory, flat, lambda q: flat.search(q, k), lambda q: flat.search(q, k)
+    vi = build_index(factory, xb, ids, max_train=max_train)
+    if vi.kind != "ivf":
+        reranker = Reranked(vi, originals, ratio=ratio)
+        return factory, vi, lambda q: vi.search(q, k), lambda q: reranker.search(q, k)
+    probe = min(vi.nlist, nprobe or max(16, vi.nlist // 16))  # type: ignore[type-var, operator]
+    reranker, params = Reranked(vi, originals, ratio=ratio), vi.search_params(nprobe=probe)
+    return (f"{factory} (nprobe={probe})", vi, lambda q: vi.search(q, k, nprobe=probe),
+            lambda q: reranker.search(q, k, params=params))  # fmt: skip
+
+
+def measure_codecs(
+    factories: Sequence[str],
+    xb: np.ndarray,
+    xq: np.ndarray,
+    ids: Sequence[str] | None = None,
+    originals: np.ndarray | None = None,
+    qrels: dict[str, dict[str, int]] | None = None,
+    qids: Sequence[str] | None = None,
+    k: int = 10,
+    ratio: int = 10,
+    nprobe: int | None = None,
+    max_train: int = 10_000,
+    timing_queries: int = 200,
+    progress: bool = False,
+) -> list[dict]:
+    """Build each compressed configuration on ``xb``, measure memory, recall and latency with ``xq``; one dict each.
+
+    ``factories`` are faiss factory strings plus ``int8``, ``Binary`` (re-scored with ``originals``) and
+    ``Binary,rescore=signs`` (re-scored against its own +1/-1 codes). Keys: index, bytes_per_vector (serialized
+    size / n), recall_at_10 and recall_at_10_reranked (against exact search), p50_ms and p99_ms (single
+    queries, re-ranked path), build_s, ndcg_at_10 (re-ranked results; None without ``qrels``).
+    """
+    from tqdm.auto import tqdm
+
+    xb, xq = as_matrix(xb), as_matrix(xq, name="queries")
+    n = len(xb)
+    ids = [str(i) for i in range(n)] if ids is None else list(ids)
+    flat = build_index("Flat", xb, ids)
+    truth = flat.search(xq, k).ids
+    timed = xq[np.arange(timing_queries) % len(xq)]
+    rows = []
+    for factory in tqdm(factories, desc="configurations", disable=not progress):
+        with Timer() as build:
+            label, index, plain, reranked = _codec(factory, xb, ids, xb if originals is None else originals, flat, k,
+                                                   ratio, nprobe, max_train)  # fmt: skip
+        found = reranked(xq).ids
+        lat = time_single(reranked, timed, threads=None)
+        score = None
+        if qrels is not None and qids is not None:
+            score = round(float(np.mean([ndcg(f, qrels[q], k) for f, q in zip(found, qids)])), 4)
+        rows.append({
+            "index": label,
+            "bytes_per_vector": round(serialized_size(index) / n, 1),
+            "recall_at_10": round(recall_at_k(plain(xq).ids, truth, k), 4),
+            "recall_at_10_reranked": round(recall_at_k(found, truth, k), 4),
+            "p50_ms": round(lat.p50_ms, 3),
+            "p99_ms": round(lat.p99_ms, 3),
+            "build_s": 0.0 if factory == "Flat" else round(build.s, 2),
+            "ndcg_at_10": score,
+        })  # fmt: skip
+    return rows

@@ -20,11 +20,14 @@ import faiss
 import numpy as np
 from faiss.contrib.factory_tools import get_code_size
 
-from .bench import faiss_threads, format_rows, ground_truth, index_bytes, recall_at_k, time_single
+from .bench import faiss_threads, ground_truth, index_bytes, recall_at_k, time_single
 from .errors import InputError
-from .index import IndexSpec, VectorIndex, as_matrix, suggest_nlist
+from .index import VectorIndex
 from .loaders import format_size
 from .quantize import build_index, memory_estimate
+from .report import format_table
+from .sizing import IndexSpec, suggest_nlist
+from .validation import as_matrix
 
 SAMPLE = 20_000  # vectors measured; at or below this the measurement is on the whole set
 QUERIES = 200  # held-out query vectors when none are given
@@ -66,7 +69,7 @@ class Candidate:
     misses: dict[str, float] = field(default_factory=dict)  # target -> what this candidate reaches instead
 
     def row(self) -> dict:
-        """Return the row for :func:`searchkit.bench.format_rows`."""
+        """Return the row for :func:`searchkit.report.format_table`."""
         shown = lambda x, digits: "-" if math.isnan(x) else f"{x:.{digits}f}"  # noqa: E731
         return {"index": self.factory, "params": self.params, "memory": format_size(self.memory),
                 "recall@10": shown(self.recall, 3), "p99_ms": shown(self.p99_ms, 2), "verdict": self.verdict}  # fmt: skip
@@ -95,7 +98,7 @@ class Choice:
 
     def table(self) -> str:
         """Return every candidate with its memory, recall, latency and verdict as a text table."""
-        return format_rows([c.row() for c in self.candidates])
+        return format_table(self.candidates)
 
     def __str__(self) -> str:
         head = (f"{self.n:,} vectors ({self.sampled:,} measured); targets: memory <= {format_size(self.max_memory)}, "

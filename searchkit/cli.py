@@ -17,7 +17,7 @@ def _max_file_size(args: argparse.Namespace) -> int | None:
 
 def _corpus(args: argparse.Namespace):
     """Load ``--corpus`` with the file options ``--text-column`` and ``--max-file-size``."""
-    from .datasets import load_dataset
+    from .loaders import load_dataset
 
     return load_dataset(args.corpus, args.text_column, _max_file_size(args)).corpus
 
@@ -136,9 +136,9 @@ def _experiment(args: argparse.Namespace):
 
 def cmd_tune_fusion(args: argparse.Namespace) -> int:
     """Choose hybrid fusion from the corpus's judged queries by cross-validation; print folds and CIs."""
-    from .datasets import load_dataset
     from .embed import Embedder
     from .engine import SearchEngine
+    from .loaders import load_dataset
     from .tuning import save_fusion, tune_fusion
 
     ds = load_dataset(args.corpus)

@@ -386,25 +386,6 @@ def load_pydocs(refresh: bool = False) -> Dataset:
     return Dataset("pydocs", corpus, queries, qrels)
 
 
-def load_dataset(spec: str, text_column: str = "text", max_file_size: int | None = None) -> Dataset:
-    """Load ``"pydocs"`` (built in), ``"beir:DIR"``, or a path: a folder of text files, a ``.jsonl`` or a ``.csv``.
-
-    A folder holding ``corpus.jsonl`` and ``qrels/`` is read as BEIR; ``./pydocs`` is a folder, not the word.
-    """
-    from .loaders import MAX_FILE_SIZE, load_path
-
-    if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
-        raise DatasetError(f"corpus {spec!r} is empty: use 'pydocs', 'beir:DIR', a folder, a .jsonl or a .csv file")
-    spec = str(spec)
-    if spec == "pydocs":
-        return load_pydocs()
-    if spec.startswith("beir:"):
-        if not spec[5:]:
-            raise DatasetError("'beir:' needs a folder after the colon: beir:DIR (a folder with corpus.jsonl)")
-        return load_beir(spec[5:])
-    return load_path(spec, text_column, MAX_FILE_SIZE if max_file_size is None else max_file_size)
-
-
 def concatenate_documents(dataset: Dataset, per_doc: int = 6, seed: int = 0, keep: int | None = None) -> Dataset:
     """Return ``dataset`` with its documents shuffled and joined ``per_doc`` at a time into long documents.
 

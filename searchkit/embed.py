@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .models import BACKENDS, load_model
+from .models import BACKENDS, Backend, load_model
 from .paths import cache_dir
 from .validation import check_positive_int, check_texts
 
@@ -25,7 +25,7 @@ class Embedder:
     adds the backend, so cached vectors of different backends never mix.
     """
 
-    def __init__(self, model: str | None = None, backend: str = "torch", batch_size: int = 64):
+    def __init__(self, model: str | None = None, backend: Backend = "torch", batch_size: int = 64):
         if backend not in BACKENDS:
             raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.model, self.model_id = load_model(model, backend=backend)
@@ -163,7 +163,7 @@ def embedding_cache_path(cache_id: str, texts: Sequence[str]) -> Path:
 _defaults: dict[str, Embedder] = {}
 
 
-def default_embedder(backend: str = "torch") -> Embedder:
+def default_embedder(backend: Backend = "torch") -> Embedder:
     """Return a process-wide Embedder for the default model on ``backend``, loading it on first use."""
     if backend not in _defaults:
         _defaults[backend] = Embedder(backend=backend)

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Literal, get_args
 import numpy as np
 
 from .chunking import Passages, passages_for
-from .datasets import Corpus, load_dataset
+from .datasets import Corpus
 from .embed import Embedder, default_embedder
 from .errors import InputError, SearchIndexError
 from .fusion import FUSIONS, Fusion, fuse
 from .index import VectorIndex
 from .lexical import BM25
+from .loaders import load_dataset
 from .manifest import read_manifest
-from .models import DEFAULT_BACKEND
+from .models import DEFAULT_BACKEND, Backend
 from .tuning import apply_fusion, fusion_for
 from .validation import check_positive_int, check_queries, normalize_query
 
@@ -256,7 +257,7 @@ class SearchEngine:
 
 def load_engine(
     corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
-    progress: bool | None = None, backend: str = DEFAULT_BACKEND, text_column: str = "text",
+    progress: bool | None = None, backend: Backend = DEFAULT_BACKEND, text_column: str = "text",
     max_file_size: int | None = None,
 ) -> SearchEngine:  # fmt: skip
     """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.

@@ -23,6 +23,10 @@ class SearchIndexError(SearchkitError):
     """An index is missing, damaged, untrained or built for another model."""
 
 
+class ExerciseError(SearchkitError, AssertionError):
+    """An exercise answer is not right yet; the message says why."""
+
+
 class NotReadyError(SearchkitError):
     """The service cannot answer yet: its index is still loading, or loading failed."""
 
@@ -45,6 +49,7 @@ __all__ = [
     "ModelNotFoundError",
     "DatasetError",
     "SearchIndexError",
+    "ExerciseError",
     "NotReadyError",
     "ExperimentError",
     "UnknownImpressionError",

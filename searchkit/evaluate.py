@@ -219,10 +219,7 @@ def engine_with_index(engine, factory: str):
     from .index import VectorIndex
 
     xb = engine.embedder.encode_cached(engine.corpus.embedding_texts(), progress=False)
-    index = VectorIndex(engine.embedder.dim, factory, model_id=engine.embedder.model_id)
-    if not index.is_trained:
-        index.train(xb)
-    index.add(engine.corpus.ids, xb)
+    index = VectorIndex.build(engine.corpus.ids, xb, factory, model_id=engine.embedder.model_id)
     return SearchEngine(engine.corpus, engine.embedder, index, None)
 
 

@@ -6,11 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import SearchkitError
-
-
-class ExerciseError(SearchkitError, AssertionError):
-    """An exercise answer is not right yet; the message says why."""
+from .errors import ExerciseError
+from .sizing import MIN_POINTS_PER_CELL
 
 
 def _ok(message: str) -> None:
@@ -92,7 +89,7 @@ def check_brute_force(top_k: Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 
 def check_nlist(nlist: int, n: int = 1_000_000) -> None:
-    """Check an IVF ``nlist`` for ``n`` vectors against the rule of thumb 4·√n to 16·√n (and ≥ 39 points per cell)."""
+    """Check an IVF ``nlist`` for ``n`` vectors against the rule of thumb 4·√n to 16·√n (and enough points per cell)."""
     low, high = 4 * np.sqrt(n), 16 * np.sqrt(n)
     if not isinstance(nlist, (int, np.integer)) or nlist < 1:
         raise ExerciseError(f"nlist must be a positive whole number, got {nlist!r}")
@@ -100,8 +97,9 @@ def check_nlist(nlist: int, n: int = 1_000_000) -> None:
         raise ExerciseError(f"nlist={nlist} is below 4·√{n} = {low:.0f}: cells would hold too many vectors, search gets slow")
     if nlist > high:
         raise ExerciseError(f"nlist={nlist} is above 16·√{n} = {high:.0f}: too many cells to train well")
-    if n / nlist < 39:
-        raise ExerciseError(f"{n} vectors give only {n / nlist:.0f} per cell: k-means wants at least 39; use fewer cells")
+    if n / nlist < MIN_POINTS_PER_CELL:
+        raise ExerciseError(f"{n} vectors give only {n / nlist:.0f} per cell: "
+                            f"k-means wants at least {MIN_POINTS_PER_CELL}; use fewer cells")  # fmt: skip
     _ok(f"nlist={nlist} lies in {low:.0f}–{high:.0f} for {n:,} vectors.")
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import faiss
 import numpy as np
@@ -17,104 +17,18 @@ from .manifest import (
     REBUILD,
     IndexManifest,
     parse_ids,
+    parse_sources,
     read_manifest,
     read_verified,
     save_manifest,
-    parse_sources,
     sha256,
     write_atomic,
 )
-from .validation import check_positive_int
+from .sizing import MIN_POINTS_PER_CELL, IndexSpec, disable_polysemous, ivf_factory, quiet_clustering
+from .validation import as_matrix, check_id_list, check_ids_match, check_positive_int, first_duplicate
 
+Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or Euclidean distance
 _METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
-MIN_POINTS_PER_CELL = 39  # faiss k-means warns below 39 training points per centroid
-
-
-# -- choosing an index from the corpus size --------------------------------------------------------
-
-
-def suggest_nlist(n: int, per_sqrt: float = 8.0) -> int:
-    """Return an IVF cell count for ``n`` vectors: the power of two nearest ``per_sqrt``·√n, with ≥ 39 points a cell."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < MIN_POINTS_PER_CELL:
-        raise InputError(
-            f"an IVF index needs at least {MIN_POINTS_PER_CELL} training vectors, got n={n!r}: "
-            "use a 'Flat' index for so few documents"
-        )
-    if not per_sqrt > 0:
-        raise InputError(f"per_sqrt must be positive (the rule of thumb is 4 to 16), got {per_sqrt!r}")
-    nlist = 2 ** max(0, round(math.log2(per_sqrt * math.sqrt(n))))
-    while nlist > 1 and n < MIN_POINTS_PER_CELL * nlist:
-        nlist //= 2
-    return int(nlist)
-
-
-def ivf_factory(n: int, per_sqrt: float = 8.0, hnsw_quantizer: bool = False, codec: str = "Flat") -> str:
-    """Return an IVF factory string sized for ``n`` vectors, e.g. ``'IVF1024,Flat'`` or ``'IVF1024_HNSW32,Flat'``."""
-    nlist = suggest_nlist(n, per_sqrt)
-    return f"IVF{nlist}{'_HNSW32' if hnsw_quantizer else ''},{codec}"
-
-
-def hnsw_factory(m: int = 32) -> str:
-    """Return an HNSW factory string with ``m`` neighbours per node, e.g. ``'HNSW32'``."""
-    return f"HNSW{check_positive_int('HNSW M', m, minimum=4, maximum=256, hint='16 to 64 is usual')}"
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    """A faiss factory string with the build and default search parameters that go with it."""
-
-    factory: str
-    ef_construction: int | None = None
-    ef_search: int | None = None
-    nprobe: int | None = None
-
-    def make(self, dim: int, metric: str = "ip", model_id: str | None = None) -> VectorIndex:
-        """Return an empty :class:`VectorIndex` built to this spec."""
-        return VectorIndex(dim, self.factory, metric, model_id, self.ef_construction, self.ef_search, self.nprobe)
-
-
-def suggest_spec(n: int, kind: str = "auto") -> IndexSpec:
-    """Return a sane :class:`IndexSpec` for ``n`` vectors; ``kind`` is 'auto', 'flat', 'ivf', 'ivf_hnsw' or 'hnsw'.
-
-    'auto' picks exact Flat below 20,000 vectors (fast enough, recall 1.0) and HNSW32 above.
-    """
-    kinds = ("auto", "flat", "ivf", "ivf_hnsw", "hnsw")
-    if kind not in kinds:
-        raise InputError(f"unknown index kind {kind!r}: choose one of {', '.join(kinds)}")
-    if kind == "auto":
-        kind = "flat" if n < 20_000 else "hnsw"
-    if kind == "flat":
-        return IndexSpec("Flat")
-    if kind == "hnsw":
-        return IndexSpec(hnsw_factory(32), ef_construction=80, ef_search=64)
-    nlist = suggest_nlist(n, per_sqrt=4.0 if n >= 100_000 else 8.0)
-    nprobe = max(1, min(nlist, 2 ** round(math.log2(max(1.0, nlist / 32)))))  # ~3 % of the cells
-    if kind == "ivf_hnsw":
-        return IndexSpec(f"IVF{nlist}_HNSW32,Flat", ef_search=max(64, 2 * nprobe), nprobe=nprobe)
-    return IndexSpec(f"IVF{nlist},Flat", nprobe=nprobe)
-
-
-def as_matrix(x: np.ndarray | Sequence, dim: int | None = None, name: str = "vectors") -> np.ndarray:
-    """Return ``x`` as a C-contiguous float32 ``(n, d)`` array; reject NaN/inf and a wrong ``d``."""
-    try:
-        arr = np.ascontiguousarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{name} must be numbers in an (n, d) array: {e}") from None
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    if arr.ndim != 2:
-        raise InputError(f"{name} must have shape (n, d) or (d,), got shape {arr.shape}")
-    if dim is not None and arr.shape[1] != dim:
-        raise InputError(
-            f"index has dimension {dim} but the {name} have {arr.shape[1]}: "
-            "embed with the same model the index was built with, or rebuild the index"
-        )
-    if arr.size and not np.isfinite(arr).all():
-        bad = int(np.argwhere(~np.isfinite(arr))[0][0])
-        raise InputError(f"{name} row {bad} contains NaN or inf: check the embedding step that produced it")
-    return arr
-
-
 @dataclass
 class SearchResult:
     """Results for a batch of queries: ``ids[q]`` and ``scores[q]`` hold the hits of query ``q``, best first."""
@@ -135,7 +49,7 @@ class VectorIndex:
         self,
         dim: int,
         factory: str = "Flat",
-        metric: str = "ip",
+        metric: Metric = "ip",
         model_id: str | None = None,
         ef_construction: int | None = None,
         ef_search: int | None = None,
@@ -167,6 +81,7 @@ class VectorIndex:
         self.ef_search = ef_search
         self.nprobe = nprobe
         self.read_only = False
+        disable_polysemous(base)
         self.sources = None  # incremental-build state, set by load()
         self.index = faiss.IndexIDMap2(base)
         self.ids: list[str | None] = []  # faiss label -> document id (None once deleted)
@@ -178,19 +93,31 @@ class VectorIndex:
         ids: Sequence[str],
         xb: np.ndarray,
         factory: str | IndexSpec = "Flat",
-        metric: str = "ip",
+        metric: Metric = "ip",
         model_id: str | None = None,
         progress: bool | None = None,
         chunk: int = 50_000,
+        train: np.ndarray | None = None,
+        max_train: int | None = None,
+        seed: int = 0,
+        quiet: bool = False,
     ) -> VectorIndex:
-        """Return an index of vectors ``xb`` (shape ``(n, d)``) under ``ids``: trained if needed, added in chunks."""
+        """Return an index of vectors ``xb`` (shape ``(n, d)``) under ``ids``: trained if needed, added in chunks.
+
+        Training uses ``train`` if given, else ``xb`` or, above ``max_train`` rows, a seeded sample of that
+        many rows. ``quiet`` silences faiss's line per k-means run about few training points.
+        """
         xb = as_matrix(xb)
-        spec = factory if isinstance(factory, IndexSpec) else IndexSpec(factory)
-        self = spec.make(xb.shape[1], metric, model_id)
-        if not self.is_trained:
-            self.train(xb)
         ids = list(ids)
         check_ids_match(ids, xb)
+        spec = factory if isinstance(factory, IndexSpec) else IndexSpec(factory)
+        self = cls(xb.shape[1], spec.factory, metric, model_id, spec.ef_construction, spec.ef_search, spec.nprobe)
+        if not self.is_trained:
+            if train is None:
+                train = xb if max_train is None or len(xb) <= max_train else xb[_sample(len(xb), max_train, seed)]
+            if quiet:
+                quiet_clustering(self.index)
+            self.train(train)
         from tqdm.auto import tqdm
 
         disable = (len(xb) <= chunk) if progress is None else not progress
@@ -256,7 +183,7 @@ class VectorIndex:
         xb = as_matrix(xb, self.dim)
         ids = [str(i) for i in ids]
         check_ids_match(ids, xb)
-        dup = next((i for i in ids if i in self._label), None) or _first_duplicate(ids)
+        dup = next((i for i in ids if i in self._label), None) or first_duplicate(ids)
         if dup is not None:
             raise InputError(f"document id {dup!r} is already in the index: remove it first or use update()")
         if not self.is_trained:
@@ -274,7 +201,7 @@ class VectorIndex:
         for them): pass ``rebuild=True`` to rebuild the graph from the remaining stored vectors.
         """
         self._check_writable("remove documents from")
-        ids = _as_id_list(ids)
+        ids = check_id_list(ids)
         missing = next((i for i in ids if i not in self._label), None)
         if missing is not None:
             raise InputError(f"document id {missing!r} is not in the index: nothing to remove (check the id)")
@@ -298,9 +225,9 @@ class VectorIndex:
     def update(self, ids: Sequence[str], xb: np.ndarray, rebuild: bool = False) -> None:
         """Replace the vectors of existing documents ``ids`` with ``xb`` (``rebuild=True`` for HNSW)."""
         xb = as_matrix(xb, self.dim)
-        ids = _as_id_list(ids)
+        ids = check_id_list(ids)
         check_ids_match(ids, xb)
-        dup = _first_duplicate(ids)
+        dup = first_duplicate(ids)
         if dup is not None:
             raise InputError(f"document id {dup!r} appears twice in the update: give each id once")
         self.remove(ids, rebuild=rebuild)
@@ -441,7 +368,7 @@ class VectorIndex:
         if prefix is not None and (not isinstance(prefix, str) or not prefix):
             raise InputError(f"prefix must be a non-empty string such as 'os.', got {prefix!r}")
         if subset is not None:
-            wanted = _as_id_list(subset)
+            wanted = check_id_list(subset)
             labels = [self._label[i] for i in wanted if i in self._label]
             if prefix is not None:
                 labels = [lab for lab in labels if self.ids[lab].startswith(prefix)]  # type: ignore[union-attr]
@@ -550,10 +477,9 @@ class VectorIndex:
         return self
 
 
-def _as_id_list(ids: Iterable[str]) -> list[str]:
-    if isinstance(ids, str):
-        raise InputError(f"give a list of document ids, not the single string {ids!r}: e.g. [{ids!r}]")
-    return [str(i) for i in ids]
+def _sample(n: int, size: int, seed: int) -> np.ndarray:
+    """Return ``size`` sorted row numbers out of ``n``, drawn without replacement with ``seed``."""
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
 def _hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:
@@ -580,18 +506,3 @@ def _check_labels(raw: faiss.Index, ids: list[str | None], source: Path) -> None
     if wrong.any():
         bad = int(labels[np.argmax(wrong)])
         raise SearchIndexError(f"{source} has vector label {bad}, which names no id in the ids file: {REBUILD}")
-
-
-def check_ids_match(ids: Sequence, xb: np.ndarray) -> None:
-    """Raise InputError unless there is exactly one id per row of ``xb``."""
-    if len(ids) != len(xb):
-        raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
-
-
-def _first_duplicate(ids: Sequence[str]) -> str | None:
-    seen: set[str] = set()
-    for i in ids:
-        if i in seen:
-            return i
-        seen.add(i)
-    return None

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import sys
 from collections import Counter
 from pathlib import Path
 
-from .datasets import Corpus, Dataset, load_beir
+from .datasets import Corpus, Dataset, load_beir, load_pydocs
 from .errors import DatasetError, InputError
 
 MAX_FILE_SIZE = 10 * 1024**2  # bytes: larger files are skipped unless --max-file-size says otherwise
@@ -241,3 +242,20 @@ def load_path(spec: str | Path, text_column: str = "text", max_file_size: int = 
         f"{path}: not a .jsonl or .csv file: pass the folder that holds it to index every text file there, "
         "or save the documents as .jsonl ({\"id\", \"title\", \"text\"} per line) or .csv with a text column"
     )
+
+
+def load_dataset(spec: str, text_column: str = "text", max_file_size: int | None = None) -> Dataset:
+    """Load ``"pydocs"`` (built in), ``"beir:DIR"``, or a path: a folder of text files, a ``.jsonl`` or a ``.csv``.
+
+    A folder holding ``corpus.jsonl`` and ``qrels/`` is read as BEIR; ``./pydocs`` is a folder, not the word.
+    """
+    if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
+        raise DatasetError(f"corpus {spec!r} is empty: use 'pydocs', 'beir:DIR', a folder, a .jsonl or a .csv file")
+    spec = str(spec)
+    if spec == "pydocs":
+        return load_pydocs()
+    if spec.startswith("beir:"):
+        if not spec[5:]:
+            raise DatasetError("'beir:' needs a folder after the colon: beir:DIR (a folder with corpus.jsonl)")
+        return load_beir(spec[5:])
+    return load_path(spec, text_column, MAX_FILE_SIZE if max_file_size is None else max_file_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
 
 from .errors import ModelNotFoundError
 from .paths import DATA_DIR
@@ -13,9 +14,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 LOCAL_MODELS_DIR = DATA_DIR / "models"
-ONNX_BACKENDS = ("onnx", "onnx-int8")  # searchkit.onnx_encoder: float32 / int8 weights on onnxruntime
-BACKENDS = ("torch", *ONNX_BACKENDS)
-DEFAULT_BACKEND = "onnx-int8"  # command line, app, benchmarks: 4.7x torch's speed, same nDCG@10 (benchmarks/encoders.py)
+Backend = Literal["torch", "onnx", "onnx-int8"]  # onnx*: searchkit.onnx_encoder, float32 / int8 weights
+BACKENDS: tuple[str, ...] = get_args(Backend)
+ONNX_BACKENDS = BACKENDS[1:]
+DEFAULT_BACKEND: Backend = "onnx-int8"  # command line, app, benchmarks: 4.7x torch's speed, same nDCG@10 (benchmarks/encoders.py)
 
 
 def _packaged_model_dir() -> Path | None:
@@ -75,7 +77,7 @@ def _not_found(name: str, tried: list[str]) -> ModelNotFoundError:
     )
 
 
-def load_model(name: str | None = None, backend: str = "torch", device: str = "cpu"):
+def load_model(name: str | None = None, backend: Backend = "torch", device: str = "cpu"):
     """Load a SentenceTransformer (an OnnxEncoder for "onnx"/"onnx-int8") for ``name``; return ``(model, model_id)``."""
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging

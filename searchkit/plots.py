@@ -1,10 +1,15 @@
-"""Figures for the notebooks: one helper per figure, each with a title and labelled axes."""
+"""Figures for the notebooks: one helper per figure, each with a title and labelled axes; each returns its figure or axes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import faiss
 import numpy as np
+
+from .bench import OperatingPoint, pareto_front
+from .errors import InputError
+from .validation import as_matrix
 
 
 def _short(text: str, n: int = 28) -> str:
@@ -43,5 +48,126 @@ def plot_throughput(batch_sizes: Sequence[int], texts_per_s: Sequence[float], ti
     ax.set_ylabel("throughput (texts / second)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pareto(points: Sequence[OperatingPoint], ax=None, title: str = "Recall vs latency", latency: str = "p50_ms"):
+    """Plot recall@k against single-query latency for each index, with the Pareto frontier; return the axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 4.5))[1]
+    names = list(dict.fromkeys(p.index for p in points))
+    for name in names:
+        pts = [p for p in points if p.index == name]
+        ax.plot([getattr(p, latency) for p in pts], [p.recall for p in pts], "o-", label=name, alpha=0.8)
+        for p in pts:
+            ax.annotate(p.params.split("=")[-1], (getattr(p, latency), p.recall), fontsize=7, xytext=(3, -9),
+                        textcoords="offset points")
+    front = pareto_front(points, latency)
+    ax.step([getattr(p, latency) for p in front], [p.recall for p in front], "k--", where="post", lw=1,
+            label="Pareto frontier")
+    ax.set_xscale("log")
+    threads = points[0].latency_threads if points else 1
+    ax.set_xlabel(f"single-query latency {latency.split('_')[0]} (ms, log scale, {threads} thread(s))")
+    ax.set_ylabel(f"recall@{points[0].k if points else 10} vs exact search")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_time_vs_n(
+    ns: Sequence[int], ms: Sequence[float], ax=None, title: str = "Exact search time grows with N", threads: int = 1
+):
+    """Plot query latency (ms) against the number of vectors N; return the axes."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    ax.plot(ns, ms, "o-")
+    ax.set_xlabel("number of vectors N")
+    ax.set_ylabel(f"single-query latency p50 (ms, {threads} thread(s))")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    return ax
+
+
+def plot_ivf_cells(x: np.ndarray, nlist: int = 12, nprobe: int = 2, query: np.ndarray | None = None, seed: int = 0,
+                   ax=None, title: str | None = None):
+    """Draw 2-d points ``x`` split into ``nlist`` IVF cells (k-means), highlighting the ``nprobe`` cells a query visits."""
+    import matplotlib.pyplot as plt
+
+    x = as_matrix(x)
+    if x.shape[1] != 2:
+        raise InputError(f"plot_ivf_cells draws 2-d points, got dimension {x.shape[1]}")
+    km = faiss.Kmeans(2, nlist, niter=20, seed=seed)
+    km.train(x)
+    _, cell = km.index.search(x, 1)
+    q = as_matrix(query if query is not None else x.mean(axis=0), 2)
+    _, probed = km.index.search(q, nprobe)
+    ax = ax or plt.subplots(figsize=(5.5, 5))[1]
+    inside = np.isin(cell[:, 0], probed[0])
+    ax.scatter(*x[~inside].T, c=cell[~inside, 0], cmap="tab20", s=8, alpha=0.35)
+    ax.scatter(*x[inside].T, c=cell[inside, 0], cmap="tab20", s=14, edgecolors="k", linewidths=0.4,
+               label=f"vectors in the {nprobe} probed cell(s)")
+    ax.scatter(*km.centroids.T, marker="x", c="k", s=50, label=f"{nlist} centroids")
+    ax.scatter(*q.T, marker="*", c="red", s=250, edgecolors="k", label="query")
+    ax.set_title(title or f"IVF: {nlist} cells, nprobe={nprobe} (toy 2-d data)")
+    ax.set_xlabel("dimension 1 (toy units)")
+    ax.set_ylabel("dimension 2 (toy units)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_hnsw_layers(x: np.ndarray, m: int = 4, ax=None, title: str = "HNSW: a sparse top layer over a dense base layer"):
+    """Build a small HNSW graph over 2-d points ``x`` and draw its layers side by side; return the axes."""
+    import matplotlib.pyplot as plt
+
+    x = as_matrix(x)
+    if x.shape[1] != 2:
+        raise InputError(f"plot_hnsw_layers draws 2-d points, got dimension {x.shape[1]}")
+    index = faiss.IndexHNSWFlat(2, m)
+    index.add(x)
+    h = index.hnsw
+    levels = faiss.vector_to_array(h.levels) - 1  # top layer of each node
+    offsets = faiss.vector_to_array(h.offsets)
+    cum = faiss.vector_to_array(h.cum_nneighbor_per_level)
+    neighbors = faiss.vector_to_array(h.neighbors)
+    top = int(levels.max())
+    shown = list(range(min(top, 2), -1, -1))
+    axes = ax if ax is not None else plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 4), sharex=True, sharey=True)[1]
+    axes = np.atleast_1d(axes)
+    for a, layer in zip(axes, shown):
+        nodes = np.flatnonzero(levels >= layer)
+        for i in nodes:
+            begin, end = int(offsets[i] + cum[layer]), int(offsets[i] + cum[layer + 1])
+            for j in neighbors[begin:end]:
+                if j >= 0:
+                    a.plot(*x[[i, j]].T, c="tab:blue", lw=0.5, alpha=0.5)
+        a.scatter(*x.T, c="lightgray", s=6)
+        a.scatter(*x[nodes].T, c="tab:blue", s=14)
+        a.scatter(*x[[h.entry_point]].T, c="red", marker="*", s=160, label="entry point")
+        a.set_title(f"layer {layer}: {len(nodes)} nodes")
+        a.set_xlabel("dimension 1 (toy units)")
+    axes[0].set_ylabel("dimension 2 (toy units)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].figure.suptitle(f"{title} (M={m}, toy 2-d data)")
+    return axes
+
+
+def plot_latency(rows: list[dict], title: str = "Search latency over HTTP"):
+    """Bar chart of p50/p95/p99 (ms, log scale) per scenario; ``rows`` carry "label", "p50", "p95", "p99"."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(rows))
+    for j, q in enumerate(("p50", "p95", "p99")):
+        ax.bar(x + (j - 1) * 0.27, [r[q] for r in rows], width=0.27, label=q)
+    ax.set_xticks(x, [r["label"] for r in rows])
+    ax.set_yscale("log")
+    ax.set_ylabel("latency per request (ms, log scale)")
+    ax.set_xlabel("scenario (query kind, concurrent clients)")
+    ax.set_title(title)
+    ax.legend()
     fig.tight_layout()
     return fig

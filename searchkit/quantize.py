@@ -11,11 +11,11 @@ import faiss
 import numpy as np
 
 from .errors import InputError, SearchIndexError
-from .index import SearchResult, VectorIndex, as_matrix, check_ids_match
-from .validation import check_positive_int
+from .index import SearchResult, VectorIndex
+from .sizing import MIN_POINTS_PER_CELL
+from .validation import as_matrix, check_ids_match, check_positive_int
 
 ID_BYTES = 8  # faiss stores one int64 label per vector (IDMap and inverted lists alike)
-GOOD_POINTS_PER_CENTROID = 39  # faiss warns below 39 training points per k-means centroid
 
 _SQ_BITS = {"SQ4": 4, "SQ6": 6, "SQ8": 8, "SQfp16": 16, "SQbf16": 16, "SQ8_direct": 8, "SQ8_direct_signed": 8}
 
@@ -64,7 +64,7 @@ def _code_bytes(part: str, dim: int) -> tuple[float, int, int, int]:
         if dim % M:
             raise InputError(f"PQ{M} needs a dimension divisible by {M}, got {dim}: pick M among the divisors of {dim}")
         ksub = 2**nbits
-        return math.ceil(M * nbits / 8), ksub * dim * 4, ksub, GOOD_POINTS_PER_CENTROID * ksub
+        return math.ceil(M * nbits / 8), ksub * dim * 4, ksub, MIN_POINTS_PER_CELL * ksub
     if part in ("BFlat", "Binary"):
         if dim % 8:
             raise InputError(f"binary codes need a dimension divisible by 8, got {dim}")
@@ -91,7 +91,7 @@ def memory_estimate(factory: str, dim: int = 384, id_map: bool = True) -> Memory
         if m := re.fullmatch(r"OPQ(\d+)(?:_(\d+))?", part):
             d_out = int(m[2] or d)
             fixed += 4 * d * d_out
-            min_train, good_train = max(min_train, 256), max(good_train, GOOD_POINTS_PER_CENTROID * 256)
+            min_train, good_train = max(min_train, 256), max(good_train, MIN_POINTS_PER_CELL * 256)
             d = d_out
         elif m := re.fullmatch(r"PCAR?(\d+)", part):
             d_out = int(m[1])
@@ -102,7 +102,7 @@ def memory_estimate(factory: str, dim: int = 384, id_map: bool = True) -> Memory
             nlist = int(m[1])
             per += ID_BYTES  # inverted lists store each vector's label next to its code
             fixed += nlist * d * 4  # Flat coarse quantizer: one centroid per list
-            min_train, good_train = max(min_train, nlist), max(good_train, GOOD_POINTS_PER_CENTROID * nlist)
+            min_train, good_train = max(min_train, nlist), max(good_train, MIN_POINTS_PER_CELL * nlist)
         elif m := re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", part):
             per += _hnsw_graph_bytes(int(m[1]))
             if m[2]:
@@ -162,27 +162,6 @@ def check_training_size(factory: str, n_train: int, dim: int = 384) -> None:
         )
 
 
-def disable_polysemous(index: VectorIndex | faiss.Index) -> None:
-    """Switch off polysemous training in ``index`` (code re-ordering for Hamming filters: unused, and slow)."""
-    sub = index.index if isinstance(index, VectorIndex) else index
-    while sub is not None:
-        sub = faiss.downcast_index(sub)
-        if hasattr(sub, "do_polysemous_training"):
-            sub.do_polysemous_training = False
-        sub = getattr(sub, "index", None)
-
-
-def _quiet_clustering(index: VectorIndex) -> None:
-    """Stop faiss printing a 'too few training points' line per k-means run (IVF centroids, PQ codebooks)."""
-    sub = index.index
-    while sub is not None:
-        sub = faiss.downcast_index(sub)
-        for cp in (getattr(sub, "cp", None), getattr(getattr(sub, "pq", None), "cp", None)):
-            if cp is not None:
-                cp.min_points_per_centroid = 1
-        sub = getattr(sub, "index", None)
-
-
 def build_index(
     factory: str,
     xb: np.ndarray,
@@ -200,31 +179,19 @@ def build_index(
     """
     xb = as_matrix(xb)
     n, dim = xb.shape
+    est = memory_estimate(factory, dim)
+    limit = max_train or max(est.good_train, 10_000)
+    n_train = len(train) if train is not None else min(n, limit)
+    check_training_size(factory, n_train, dim)
+    quiet = n_train < est.good_train
+    if quiet:
+        import warnings
+
+        warnings.warn(f"training {factory!r} on {n_train:,} vectors; {est.good_train:,} or more give better codebooks",
+                      stacklevel=2)  # fmt: skip  (it replaces faiss's one line per sub-quantizer)
     ids = [str(i) for i in range(n)] if ids is None else ids
-    index = VectorIndex(dim, factory, model_id=model_id)
-    disable_polysemous(index)
-    if not index.is_trained:
-        est = memory_estimate(factory, dim)
-        if train is None:
-            limit = max_train or max(est.good_train, 10_000)
-            train = xb if n <= limit else xb[np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))]
-        train = as_matrix(train, dim, name="training vectors")
-        check_training_size(factory, len(train), dim)
-        if len(train) < est.good_train:
-            import warnings
-
-            warnings.warn(
-                f"training {factory!r} on {len(train):,} vectors; {est.good_train:,} or more give better codebooks",
-                stacklevel=2,
-            )
-            _quiet_clustering(index)  # the warning above replaces faiss's one line per sub-quantizer
-        index.train(train)
-    from tqdm.auto import tqdm
-
-    step = 100_000
-    for start in tqdm(range(0, n, step), desc=f"adding to {factory}", disable=not progress or n <= step):
-        index.add(ids[start : start + step], xb[start : start + step])
-    return index
+    return VectorIndex.build(ids, xb, factory, model_id=model_id, progress=progress, train=train, max_train=limit,
+                             seed=seed, quiet=quiet)  # fmt: skip
 
 
 # -- re-ranking ----------------------------------------------------------------------------------
@@ -428,122 +395,6 @@ class Int8Index:
         return _result(np.take_along_axis(S, top, 1), np.take_along_axis(I, top, 1), self.ids)
 
 
-# -- measuring configurations ----------------------------------------------------------------------
-
-
-def ivf_lists(n: int) -> int:
-    """Return an IVF list count for ``n`` vectors: the power of two nearest sqrt(n), between 16 and 1024."""
-    return int(min(1024, max(16, 2 ** round(math.log2(math.sqrt(max(n, 1)))))))
-
-
-def recall_at(found: Sequence[Sequence[str]], truth: Sequence[Sequence[str]], k: int = 10) -> float:
-    """Return the mean fraction of each exact top-``k`` list (``truth``) that ``found`` retrieved in its top ``k``."""
-    return float(np.mean([len(set(f[:k]) & set(t[:k])) / max(len(t[:k]), 1) for f, t in zip(found, truth)]))
-
-
-def latencies_ms(search, xq: np.ndarray, n: int = 200, warmup: int = 10) -> tuple[float, float]:
-    """Return p50 and p99 milliseconds of ``search(one_query_row)`` over ``n`` single queries after ``warmup``."""
-    import time
-
-    for i in range(min(warmup, len(xq))):
-        search(xq[i : i + 1])
-    times = []
-    for i in range(n):
-        q = xq[i % len(xq) : i % len(xq) + 1]
-        t = time.perf_counter()
-        search(q)
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
-
-
-def measure(
-    factories: Sequence[str],
-    xb: np.ndarray,
-    xq: np.ndarray,
-    ids: Sequence[str] | None = None,
-    originals: np.ndarray | None = None,
-    qrels: dict[str, dict[str, int]] | None = None,
-    qids: Sequence[str] | None = None,
-    k: int = 10,
-    ratio: int = 10,
-    nprobe: int | None = None,
-    max_train: int = 10_000,
-    timing_queries: int = 200,
-    progress: bool = False,
-) -> list[dict]:
-    """Build each configuration on ``xb`` and measure it with queries ``xq``; return one dict per configuration.
-
-    ``factories`` are faiss factory strings plus ``int8``, ``Binary`` (re-scored with ``originals``) and
-    ``Binary,rescore=signs`` (re-scored against its own +1/-1 codes). Keys: index, bytes_per_vector (serialized
-    size / n), recall_at_10 and recall_at_10_reranked (against exact search), p50_ms and p99_ms (single
-    queries, re-ranked path), build_s, ndcg_at_10 (re-ranked results; None without ``qrels``).
-    """
-    import time
-
-    from tqdm.auto import tqdm
-
-    from .metrics import ndcg
-
-    xb = as_matrix(xb)
-    n = len(xb)
-    ids = [str(i) for i in range(n)] if ids is None else list(ids)
-    originals = xb if originals is None else originals
-    nlist_probe = nprobe
-    flat = build_index("Flat", xb, ids)
-    truth = flat.search(xq, k).ids
-    rows = []
-    for factory in tqdm(factories, desc="configurations", disable=not progress):
-        t0 = time.perf_counter()
-        if factory == "int8":
-            index = Int8Index(xb.shape[1], calibration_ranges(xb[: min(n, max_train)]))
-            index.add(ids, xb)
-            build = time.perf_counter() - t0
-            plain = index.search(xq, k, rescore=False).ids
-            rer = lambda q, index=index: index.search(q, k, ratio=ratio)  # noqa: E731
-        elif factory.startswith("Binary"):
-            index = BinaryIndex(xb.shape[1])
-            index.add(ids, xb)
-            build = time.perf_counter() - t0
-            plain = index.search(xq, k, rescore=False).ids
-            orig = originals if factory == "Binary" else None
-            rer = lambda q, index=index, orig=orig: index.search(q, k, ratio=ratio, originals=orig)  # noqa: E731
-        else:
-            index = flat if factory == "Flat" else build_index(factory, xb, ids, max_train=max_train)
-            build = 0.0 if factory == "Flat" else time.perf_counter() - t0
-            probe = None
-            if index.kind == "ivf":
-                probe = min(index.nlist, nlist_probe or max(16, index.nlist // 16))
-            plain = index.search(xq, k, nprobe=probe).ids if probe else index.search(xq, k).ids
-            if factory == "Flat":
-                rer = lambda q, index=index: index.search(q, k)  # noqa: E731
-            else:
-                reranker = Reranked(index, originals, ratio=ratio)
-
-                def rer(q, reranker=reranker, index=index, probe=probe):
-                    return reranker.search(q, k, params=index.search_params(nprobe=probe) if probe else None)
-
-            if probe:
-                factory = f"{factory} (nprobe={probe})"
-        reranked = rer(xq).ids
-        p50, p99 = latencies_ms(rer, xq, timing_queries)
-        score = None
-        if qrels is not None and qids is not None:
-            score = round(float(np.mean([ndcg(found, qrels[q], k) for found, q in zip(reranked, qids)])), 4)
-        rows.append(
-            {
-                "index": factory,
-                "bytes_per_vector": round(serialized_size(index) / n, 1),
-                "recall_at_10": round(recall_at(plain, truth, k), 4),
-                "recall_at_10_reranked": round(recall_at(reranked, truth, k), 4),
-                "p50_ms": round(p50, 3),
-                "p99_ms": round(p99, 3),
-                "build_s": round(build, 2),
-                "ndcg_at_10": score,
-            }
-        )
-    return rows
-
-
 # -- figures ---------------------------------------------------------------------------------------
 
 
@@ -604,7 +455,7 @@ def plot_hamming_vs_cosine(xb: np.ndarray, pairs: int = 2000, seed: int = 0, ax=
     return ax
 
 
-def plot_pareto(rows: Sequence[dict], title: str = "Recall@10 against memory", ax=None):
+def plot_recall_vs_memory(rows: Sequence[dict], title: str = "Recall@10 against memory", ax=None):
     """Scatter bytes per vector (log scale) against recall@10, plain and re-ranked, one point per configuration."""
     import matplotlib.pyplot as plt
 

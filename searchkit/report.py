@@ -1,8 +1,11 @@
-"""Plain-text tables for notebooks, benchmarks and the command line."""
+"""Plain-text tables for notebooks, benchmarks and the command line: one formatter, :func:`format_table`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+Digits = int | Mapping[str, int]
 
 
 def _cell(v: object, digits: int) -> str:
@@ -11,14 +14,29 @@ def _cell(v: object, digits: int) -> str:
     return "" if v is None else str(v)
 
 
-def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None, digits: int = 3) -> str:
-    """Return ``rows`` (dicts) as an aligned text table; floats get ``digits`` decimals."""
+def _as_dict(row: Any) -> dict:
+    """Return a row as a dict: dicts as they are, objects through their ``row()`` method (e.g. OperatingPoint)."""
+    return row if isinstance(row, Mapping) else row.row()
+
+
+def format_table(
+    rows: Sequence[Any], columns: Sequence[str] | None = None, digits: Digits = 3, markdown: bool = False
+) -> str:
+    """Return ``rows`` (dicts, or objects with ``row()``) as an aligned text or Markdown table.
+
+    Floats get ``digits`` decimals (or ``digits[column]``, 3 for columns not named); numbers align right.
+    """
     if not rows:
         return "(no rows)"
-    columns = list(columns or rows[0].keys())
-    cells = [[_cell(r.get(c), digits) for c in columns] for r in rows]
+    dicts = [_as_dict(r) for r in rows]
+    columns = list(columns or dicts[0].keys())
+    places = [digits if isinstance(digits, int) else digits.get(c, 3) for c in columns]
+    cells = [[_cell(r.get(c), d) for c, d in zip(columns, places)] for r in dicts]
+    if markdown:
+        head = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        return "\n".join([*head, *("| " + " | ".join(r) + " |" for r in cells)])
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in rows) for c in columns]
+    numeric = [all(isinstance(r.get(c), (int, float)) or r.get(c) is None for r in dicts) for c in columns]
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
@@ -26,8 +44,8 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None, dig
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def print_table(rows: Sequence[dict], columns: Sequence[str] | None = None, digits: int = 3) -> None:
-    """Print ``rows`` as an aligned text table."""
+def print_table(rows: Sequence[Any], columns: Sequence[str] | None = None, digits: Digits = 3) -> None:
+    """Print ``rows`` as an aligned text table (see :func:`format_table`)."""
     print(format_table(rows, columns, digits))
 
 

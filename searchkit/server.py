@@ -13,7 +13,6 @@ from .engine import SearchEngine
 from .errors import SearchkitError
 from .validation import check_positive_int
 
-
 # What one client may hold open (uvicorn's settings; see docs/README-reliability.md for what is and is not bounded).
 CONNECTION_LIMITS = {
     "timeout_keep_alive": 5,  # s: an idle keep-alive connection is closed after this

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -74,3 +74,47 @@ def normalize_query(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = "".join(" " if c in INVISIBLE or unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
     return " ".join(text.split())
+
+
+def as_matrix(x: np.ndarray | Sequence, dim: int | None = None, name: str = "vectors") -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 ``(n, d)`` array; reject NaN/inf and a wrong ``d``."""
+    try:
+        arr = np.ascontiguousarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{name} must be numbers in an (n, d) array: {e}") from None
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise InputError(f"{name} must have shape (n, d) or (d,), got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise InputError(
+            f"index has dimension {dim} but the {name} have {arr.shape[1]}: "
+            "embed with the same model the index was built with, or rebuild the index"
+        )
+    if arr.size and not np.isfinite(arr).all():
+        bad = int(np.argwhere(~np.isfinite(arr))[0][0])
+        raise InputError(f"{name} row {bad} contains NaN or inf: check the embedding step that produced it")
+    return arr
+
+
+def check_ids_match(ids: Sequence, xb: np.ndarray) -> None:
+    """Raise InputError unless there is exactly one id per row of ``xb``."""
+    if len(ids) != len(xb):
+        raise InputError(f"got {len(ids)} ids for {len(xb)} vectors: give exactly one id per vector")
+
+
+def check_id_list(ids: Iterable[str]) -> list[str]:
+    """Return ``ids`` as a list of strings; a single string is refused (it would iterate as characters)."""
+    if isinstance(ids, str):
+        raise InputError(f"give a list of document ids, not the single string {ids!r}: e.g. [{ids!r}]")
+    return [str(i) for i in ids]
+
+
+def first_duplicate(ids: Sequence[str]) -> str | None:
+    """Return the first id that appears twice in ``ids``, or None."""
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            return i
+        seen.add(i)
+    return None

@@ -35,6 +35,36 @@ def pydocs_engine(pydocs, embedder):
     return SearchEngine.build(pydocs.corpus, embedder, progress=False)
 
 
+SMALL_DOCS = {  # ten Python-docs entries: the small corpus of the app and cache tests
+    "os.remove": "Remove (delete) the file path.",
+    "os.rmdir": "Remove (delete) the directory path. The directory must be empty.",
+    "shutil.rmtree": "Delete an entire directory tree; path must point to a directory.",
+    "shutil.copyfile": "Copy the contents of the file named src to a file named dst.",
+    "json.loads": "Deserialize a str instance containing a JSON document to a Python object.",
+    "json.dumps": "Serialize obj to a JSON formatted str.",
+    "csv.reader": "Return a reader object which will iterate over lines in the given csvfile.",
+    "csv.writer": "Return a writer object responsible for converting the user's data into delimited strings.",
+    "time.sleep": "Delay execution for a given number of seconds.",
+    "random.shuffle": "Shuffle list x in place, and return None.",
+}
+
+
+@pytest.fixture(scope="session")
+def small_docs() -> dict[str, str]:
+    """Ten documents with Python-docs ids: ``{id: text}``."""
+    return dict(SMALL_DOCS)
+
+
+@pytest.fixture(scope="session")
+def small_engine(small_docs, embedder):
+    """A ten-document engine (dense + BM25) with ids like the Python docs."""
+    from searchkit.datasets import Corpus
+    from searchkit.engine import SearchEngine
+
+    ids = list(small_docs)
+    return SearchEngine.build(Corpus(ids, ids, list(small_docs.values())), embedder, progress=False)
+
+
 @pytest.fixture
 def unit_vectors():
     """Return a function making seeded unit vectors: ``unit_vectors(n, d, seed=0)``."""

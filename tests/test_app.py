@@ -13,29 +13,8 @@ from fastapi.testclient import TestClient
 from searchkit.app import MAX_BODY_BYTES, create_app
 from searchkit.batching import BatchingEmbedder
 from searchkit.cache import LRUCache, RedisCache
-from searchkit.datasets import Corpus
 from searchkit.engine import MODES, SearchEngine
 from searchkit.server import serve_in_background
-
-DOCS = {
-    "os.remove": "Remove (delete) the file path.",
-    "os.rmdir": "Remove (delete) the directory path. The directory must be empty.",
-    "shutil.rmtree": "Delete an entire directory tree; path must point to a directory.",
-    "shutil.copyfile": "Copy the contents of the file named src to a file named dst.",
-    "json.loads": "Deserialize a str instance containing a JSON document to a Python object.",
-    "json.dumps": "Serialize obj to a JSON formatted str.",
-    "csv.reader": "Return a reader object which will iterate over lines in the given csvfile.",
-    "csv.writer": "Return a writer object responsible for converting the user's data into delimited strings.",
-    "time.sleep": "Delay execution for a given number of seconds.",
-    "random.shuffle": "Shuffle list x in place, and return None.",
-}
-
-
-@pytest.fixture(scope="module")
-def small_engine(embedder):
-    """A ten-document engine (dense + BM25) with ids like the Python docs."""
-    ids = list(DOCS)
-    return SearchEngine.build(Corpus(ids, ids, list(DOCS.values())), embedder, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -125,13 +104,13 @@ def test_control_characters_are_cleaned_up(client):
     assert r.json()["query"] == "delete a directory tree"
 
 
-def test_health_reports_model_documents_index_and_cache(client):
+def test_health_reports_model_documents_index_and_cache(client, small_docs):
     r = client.get("/health")
     assert r.status_code == 200, r.text
     h = r.json()
     assert h["status"] == "ready" and h["ready"] is True
-    assert h["model"].endswith("all-MiniLM-L6-v2") and h["dim"] == 384 and h["documents"] == len(DOCS)
-    assert h["index"]["factory"] == "Flat" and h["index"]["vectors"] == len(DOCS)
+    assert h["model"].endswith("all-MiniLM-L6-v2") and h["dim"] == 384 and h["documents"] == len(small_docs)
+    assert h["index"]["factory"] == "Flat" and h["index"]["vectors"] == len(small_docs)
     assert h["cache"]["backend"] == "lru" and {"hits", "misses", "size", "maxsize"} <= set(h["cache"])
 
 
@@ -343,11 +322,10 @@ def test_app_with_redis_stopped_mid_test_keeps_answering(small_engine):
             h = c.get("/health").json()["cache"]
             assert h["backend"] == "redis" and h["status"] == "ok" and h["hits"] == 1, h
             server.stop()
-            t0 = time.perf_counter()
             r = c.post("/search", json=body)
             assert r.status_code == 200, r.text
             assert r.json()["cached"] is False and r.json()["results"][0]["id"] == "os.rmdir"
-            assert time.perf_counter() - t0 < 2.0
+            assert 1 <= cache.errors <= 2  # the lookup failed, the store at most once: no retries per request
             r = c.get("/health")
             assert r.status_code == 200, r.text  # still ready: the cache is optional
             assert r.json()["cache"]["status"] == "degraded", r.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import pytest
 
@@ -12,13 +11,12 @@ from searchkit.bench import (
     Timer,
     best_at_recall,
     faiss_threads,
-    format_table,
     ground_truth,
     index_bytes,
-    measure,
+    measure_codecs,
+    measure_operating_point,
     pareto_front,
     percentiles,
-    plot_pareto,
     recall_at_k,
     sweep,
     thread_count,
@@ -27,6 +25,8 @@ from searchkit.bench import (
 )
 from searchkit.errors import InputError
 from searchkit.index import VectorIndex
+from searchkit.plots import plot_pareto
+from searchkit.report import format_table
 
 
 def point(name: str, recall: float, p50: float) -> OperatingPoint:
@@ -101,7 +101,7 @@ def test_sweep_measures_each_setting(unit_vectors):
     assert "nprobe=16" in format_table(pts)
     with pytest.raises(InputError, match="unknown search parameter 'efSearch'"):
         sweep(index, xq, truth, "efSearch", [1])
-    one = measure(VectorIndex.build(["a", "b"], xb[:2]), xb[:2], np.array([[0], [1]]), k=1)
+    one = measure_operating_point(VectorIndex.build(["a", "b"], xb[:2]), xb[:2], np.array([[0], [1]]), k=1)
     assert one.recall == 1.0
 
 
@@ -116,4 +116,18 @@ def test_plot_pareto_has_labels():
 def test_faiss_flat_ground_truth_matches_numpy(unit_vectors):
     xb, xq = unit_vectors(500, 8, seed=3), unit_vectors(5, 8, seed=4)
     assert (ground_truth(xb, xq, 5) == np.argsort(-(xq @ xb.T), axis=1)[:, :5]).all()
-    assert faiss.omp_get_max_threads() >= 1
+    squared = ((xq[:, None, :] - xb[None, :, :]) ** 2).sum(axis=2)
+    assert (ground_truth(xb, xq, 5, metric="l2") == np.argsort(squared, axis=1)[:, :5]).all()
+
+
+def test_measure_codecs_rows(unit_vectors):
+    xb, xq = unit_vectors(2000, 16, seed=0), unit_vectors(30, 16, seed=1)
+    qrels = {str(i): {str(i): 1} for i in range(30)}  # each query's own row number is its relevant document
+    rows = measure_codecs(["Flat", "IVF16,SQ8", "int8", "Binary"], xb, xq, qrels=qrels, qids=list(qrels),
+                          nprobe=16, max_train=2000, timing_queries=20)  # fmt: skip
+    by = {r["index"]: r for r in rows}
+    assert list(by) == ["Flat", "IVF16,SQ8 (nprobe=16)", "int8", "Binary"]
+    assert by["Flat"]["recall_at_10"] == 1.0 and by["Flat"]["build_s"] == 0.0
+    assert by["Flat"]["bytes_per_vector"] > by["int8"]["bytes_per_vector"] > by["Binary"]["bytes_per_vector"]
+    assert by["Binary"]["recall_at_10"] < by["Binary"]["recall_at_10_reranked"] <= 1.0
+    assert all(0 < r["p50_ms"] <= r["p99_ms"] for r in rows) and all(r["ndcg_at_10"] is not None for r in rows)

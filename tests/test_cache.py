@@ -194,12 +194,11 @@ def test_redis_stopped_mid_test_fails_open_then_recovers(redis_server):
     c.put(key, vec(1))
     assert c.get(key, 8) is not None
     redis_server.stop()
-    t0 = time.perf_counter()
     assert c.get(key, 8) is None  # a miss, not an exception
-    c.put(key, vec(1))  # ignored while down
-    assert time.perf_counter() - t0 < 1.0
+    c.put(key, vec(1))  # skipped while down: within retry_s nothing goes to Redis
+    assert c.errors == 1  # read before stats(), which pings Redis again once retry_s has passed
     s = c.stats()
-    assert s["status"] == "degraded" and s["errors"] >= 1 and "ConnectionError" in s["last_error"], s
+    assert s["status"] == "degraded" and "ConnectionError" in s["last_error"], s
     redis_server.start()  # same port, empty data
     time.sleep(0.25)  # past the retry period
     assert c.stats()["status"] == "ok"
@@ -214,9 +213,8 @@ def test_redis_unreachable_costs_at_most_one_short_timeout():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     c = RedisCache(f"redis://127.0.0.1:{port}/0", retry_s=5)
-    t0 = time.perf_counter()
     for _ in range(100):
         assert c.get("k", 8) is None
-    assert time.perf_counter() - t0 < 1.0  # skipped after the first failure
-    assert c.stats()["status"] == "degraded"
+    s = c.stats()
+    assert s["status"] == "degraded" and s["errors"] == 1 and s["misses"] == 100, s  # one try, then skipped
     c.close()

@@ -22,7 +22,6 @@ from searchkit.server import serve_in_background
 
 THREADS = 32
 ROUNDS = int(os.environ.get("SEARCHKIT_CONCURRENCY_ROUNDS", "1"))  # queries per thread per mode
-HEALTH_P99_BOUND_MS = 250.0  # generous for a shared 2-core CI box; the README gives the figure measured
 MODES = ("dense", "bm25", "hybrid")
 WORDS = [
     "delete a directory tree", "read a csv file", "parse json from a string", "sleep for seconds",
@@ -107,36 +106,45 @@ def test_bm25_queries_do_not_grow_its_vocabulary(pydocs_engine):
 
 
 def test_health_stays_responsive_while_search_is_saturated(server):
-    """48 clients keep /search busy (more than the 40 worker threads); /health is timed meanwhile."""
+    """48 clients keep /search busy (more than the 40 worker threads); /health answers meanwhile.
+
+    Counted, not timed: every /health is sent while more searches are in flight than the pool has threads,
+    and each answers 200 before any of those searches finishes (a /health queued behind the pool could not).
+    The latency figures come from ``benchmarks/soak.py``.
+    """
     stop = threading.Event()
-    done = [0]
+    done, in_flight, lock = [0], [0], threading.Lock()
 
     def hammer(seed: int) -> None:
         rng = random.Random(seed)
         with httpx.Client(base_url=server.url, timeout=60) as http:
             while not stop.is_set():
                 q, m = rng.choice(queries(300))
+                with lock:
+                    in_flight[0] += 1
                 http.post("/search", json={"query": f"{q} {rng.random()}", "top_k": 10, "mode": m})
-                done[0] += 1
+                with lock:
+                    in_flight[0] -= 1
+                    done[0] += 1
 
     clients = [threading.Thread(target=hammer, args=(i,), daemon=True) for i in range(48)]
     for t in clients:
         t.start()
-    lat = []
+    overtook = 0  # /health answers that came back while no search had finished since they were sent
     try:
-        time.sleep(1.0)  # let the load build up
+        while in_flight[0] < 41:  # let the load build up past the 40 worker threads
+            time.sleep(0.05)
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            for _ in range(60):
-                t0 = time.perf_counter()
+            for _ in range(30):
+                with lock:
+                    busy, before = in_flight[0], done[0]
                 r = http.get("/health")
-                lat.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200 and r.json()["ready"] is True
-                time.sleep(0.02)
+                overtook += busy > 40 and done[0] == before
     finally:
         stop.set()
         for t in clients:
             t.join(60)
-    p50, p99 = np.percentile(lat, [50, 99])
-    print(f"/health under load: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(lat):.1f} ms; {done[0]} searches")
+    print(f"/health overtook the saturated search pool {overtook} times of 30; {done[0]} searches")
     assert done[0] > 0
-    assert p99 < HEALTH_P99_BOUND_MS, f"/health p99 {p99:.1f} ms while /search was saturated"
+    assert overtook > 0, "/health never answered ahead of the queued searches: is it running in the worker pool?"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from searchkit.datasets import Corpus, build_pydocs_corpus, download_beir, load_beir, load_dataset
+from searchkit.datasets import Corpus, build_pydocs_corpus, download_beir, load_beir
 from searchkit.errors import DatasetError
+from searchkit.loaders import load_dataset
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "beir" / "scifact"
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from searchkit.exercises import ExerciseError, check_normalize, check_paraphrase
+from searchkit.errors import ExerciseError
+from searchkit.exercises import check_normalize, check_paraphrase
 
 
 def test_check_paraphrase_accepts_a_true_paraphrase(embedder, capsys):

@@ -34,12 +34,7 @@ from searchkit.server import serve_in_background
 FUZZ_EXAMPLES = int(os.environ.get("SEARCHKIT_FUZZ_EXAMPLES", "100"))
 QUICK_S = 2.0  # a rejected request answers within this (generous: the CI machine is shared)
 
-DOCS = {
-    "shutil.rmtree": "Delete an entire directory tree; path must point to a directory.",
-    "os.remove": "Remove (delete) the file path.",
-    "json.loads": "Deserialize a str instance containing a JSON document to a Python object.",
-    "csv.reader": "Return a reader object which will iterate over lines in the given csvfile.",
-    "time.sleep": "Delay execution for a given number of seconds.",
+OTHER_SCRIPTS = {
     "fr.rmdir": "Supprimer un répertoire vide et libérer de l'espace.",
     "de.unlink": "Eine Datei löschen und den Speicherplatz freigeben.",
     "zh.rmtree": "删除 目录 以及 其中 的 所有 文件",
@@ -54,10 +49,10 @@ pytestmark = pytest.mark.usefixtures("one_compute_thread")
 
 
 @pytest.fixture(scope="module")
-def engine(embedder):
-    """A twelve-document engine (dense + BM25) in six scripts."""
-    ids = list(DOCS)
-    return SearchEngine.build(Corpus(ids, ids, list(DOCS.values())), embedder, progress=False)
+def engine(small_docs, embedder):
+    """A seventeen-document engine (dense + BM25) in six scripts: the shared ten plus seven in other scripts."""
+    docs = {**small_docs, **OTHER_SCRIPTS}
+    return SearchEngine.build(Corpus(list(docs), list(docs), list(docs.values())), embedder, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from searchkit.datasets import load_dataset
 from searchkit.errors import DatasetError, InputError
-from searchkit.loaders import format_size, load_csv, load_folder, load_jsonl, parse_size, title_of
+from searchkit.loaders import format_size, load_csv, load_dataset, load_folder, load_jsonl, parse_size, title_of
 
 
 def _folder(root: Path) -> Path:

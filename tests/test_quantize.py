@@ -16,7 +16,6 @@ from searchkit.quantize import (
     calibration_ranges,
     check_training_size,
     dequantize_int8,
-    disable_polysemous,
     memory_estimate,
     quantize_binary,
     quantize_int8,
@@ -39,7 +38,6 @@ def one_faiss_thread():
 def _sizes(factory: str, xb: np.ndarray, train: np.ndarray, counts: tuple[int, int]) -> tuple[int, int]:
     """Return the serialized sizes of one ``factory`` index after adding ``counts[0]``, then ``counts[1]`` rows."""
     vi = VectorIndex(xb.shape[1], factory)
-    disable_polysemous(vi)
     if not vi.is_trained:
         vi.train(train)
     out = []

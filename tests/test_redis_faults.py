@@ -18,8 +18,6 @@ from test_cache import REDIS, RedisServer
 
 from searchkit.app import create_app
 from searchkit.cache import DEFAULT_TIMEOUT_S, RedisCache, cache_key, encode_vector
-from searchkit.datasets import Corpus
-from searchkit.engine import SearchEngine
 from searchkit.validation import normalize_query
 
 pytestmark = [
@@ -32,21 +30,13 @@ pytestmark = [
 BUDGET_S = 1.5  # one request, cache broken in any way (encoder call + at most one 50 ms Redis timeout; shared CI box)
 RETRY_S = 0.3  # the cache skips Redis this long after a failure
 
-DOCS = {
-    "os.remove": "Remove (delete) the file path.",
-    "os.rmdir": "Remove (delete) the directory path. The directory must be empty.",
-    "shutil.rmtree": "Delete an entire directory tree; path must point to a directory.",
-    "json.loads": "Deserialize a str instance containing a JSON document to a Python object.",
-    "csv.reader": "Return a reader object which will iterate over lines in the given csvfile.",
-    "time.sleep": "Delay execution for a given number of seconds.",
-}
 QUERY = "remove an empty directory"
 
 
 @pytest.fixture(scope="module")
-def engine(embedder):
-    ids = list(DOCS)
-    return SearchEngine.build(Corpus(ids, ids, list(DOCS.values())), embedder, progress=False)
+def engine(small_engine):
+    """The shared ten-document engine (conftest)."""
+    return small_engine
 
 
 @pytest.fixture
