@@ -63,9 +63,9 @@ def test_word_pydocs_is_built_in_but_dot_slash_pydocs_is_a_folder(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert load_dataset("./pydocs").corpus.ids == ["mine.txt"]
     # the bare word never looks at the folder (the built-in set is loaded by the pydocs fixture elsewhere)
-    from searchkit import datasets
+    from searchkit import loaders
 
-    monkeypatch.setattr(datasets, "load_pydocs", lambda: "built-in")
+    monkeypatch.setattr(loaders, "load_pydocs", lambda: "built-in")
     assert load_dataset("pydocs") == "built-in"
 
 
