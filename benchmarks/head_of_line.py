@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from soak import running_server  # noqa: E402
 
-from searchkit.bench import format_rows, load_test  # noqa: E402
+from searchkit.bench import load_test  # noqa: E402
+from searchkit.report import format_table  # noqa: E402
 from searchkit.server import free_port  # noqa: E402
 
 WORDS = ("read write delete copy move list parse format encode decode compress archive socket thread process file "
@@ -124,17 +125,17 @@ def main() -> int:
              "p50 ms": loaded["p50"], "p99 ms": loaded["p99"], "big batches answered": len(done)},
         ]  # fmt: skip
         print(f"\nshort uncached dense queries over HTTP (load average {os.getloadavg()[0]:.1f})\n")
-        print(format_rows(rows, floats=".1f"))
+        print(format_table(rows, digits=1))
         ratio = loaded["p99"] / idle["p99"]
         verdict = "met" if ratio <= 3 else f"shortfall: {ratio:.1f}x"
         print(f"\ngoal: p99 with big batches in flight <= 3 x idle p99: {ratio:.2f}x, {verdict}")
         print("\nserver memory (MiB)\n")
-        print(format_rows([{"after": "idle phase", "resident": mem_idle["VmRSS"], "high-water": mem_idle["VmHWM"]},
+        print(format_table([{"after": "idle phase", "resident": mem_idle["VmRSS"], "high-water": mem_idle["VmHWM"]},
                            {"after": "big batches", "resident": mem_loaded["VmRSS"], "high-water": mem_loaded["VmHWM"]}],
                           floats=".0f"))  # fmt: skip
         sizes = error_sizes(port)
         print("\nhostile requests: the answer stays small\n")
-        print(format_rows(sizes))
+        print(format_table(sizes))
         print(f"\nlargest error body: {max(r['answer bytes'] for r in sizes)} bytes")
     return 0
 

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from soak import running_server  # noqa: E402
 
-from searchkit.bench import format_rows, load_test, percentiles  # noqa: E402
+from searchkit.bench import load_test, percentiles  # noqa: E402
+from searchkit.report import format_table  # noqa: E402
 from searchkit.server import free_port  # noqa: E402
 
 
@@ -84,11 +85,11 @@ def main() -> int:
         rows = [{"normal requests": "before", "n": 100, "p50 ms": baseline["p50"], "p99 ms": baseline["p99"]},
                 {"normal requests": f"with {3 * args.each} slow connections", "n": len(lat),
                  "p50 ms": during["p50"], "p99 ms": during["p99"]}]  # fmt: skip
-        print(format_rows(rows, floats=".1f"))
+        print(format_table(rows, digits=1))
         closed = [{"kind": k, "opened": args.each, f"closed by the server after {args.seconds:g} s":
                    sum(is_closed(s) for s in conns[k])} for k in kinds]  # fmt: skip
         print()
-        print(format_rows(closed))
+        print(format_table(closed))
         for group in conns.values():
             for s in group:
                 s.close()
