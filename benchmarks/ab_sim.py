@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from searchkit import simulate as S  # noqa: E402
 from searchkit.cache import LRUCache  # noqa: E402
-from searchkit.loaders import load_dataset  # noqa: E402
+from searchkit.config import quick  # noqa: E402
 from searchkit.engine import load_engine  # noqa: E402
 from searchkit.experiments import parse_arms  # noqa: E402
-from searchkit.config import quick  # noqa: E402
+from searchkit.loaders import load_dataset  # noqa: E402
 from searchkit.report import format_table  # noqa: E402
 from searchkit.server import set_compute_threads  # noqa: E402
 

@@ -18,8 +18,9 @@ from .chunking import OVERLAP, Passages, passages_for, whole_documents
 from .datasets import Corpus
 from .embed import Embedder
 from .errors import SearchIndexError
-from .index import IndexSpec, VectorIndex
+from .index import VectorIndex
 from .manifest import MANIFEST
+from .sizing import IndexSpec
 
 CHUNKING = f"chunk-v1:overlap={OVERLAP}"  # part of every content hash: new chunking rules re-embed everything
 

@@ -24,7 +24,7 @@ from .manifest import (
     sha256,
     write_atomic,
 )
-from .sizing import MIN_POINTS_PER_CELL, IndexSpec, disable_polysemous, ivf_factory, quiet_clustering
+from .sizing import MIN_POINTS_PER_CELL, IndexSpec, disable_polysemous, hnsw_of, ivf_factory, quiet_clustering
 from .validation import as_matrix, check_id_list, check_ids_match, check_positive_int, first_duplicate
 
 Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or Euclidean distance
@@ -68,7 +68,7 @@ class VectorIndex:
                 f"unknown or invalid faiss factory string {factory!r} ({first}): "
                 "try 'Flat', 'HNSW32', 'IVF256,Flat', 'IVF256_HNSW32,Flat', 'IVF256,PQ32' or 'SQ8'"
             ) from None
-        hnsw = _hnsw_of(base)
+        hnsw = hnsw_of(base)
         if ef_construction is not None:
             if hnsw is None:
                 raise InputError(f"ef_construction applies to HNSW indexes, not {factory!r}: leave it out")
@@ -114,7 +114,8 @@ class VectorIndex:
         self = cls(xb.shape[1], spec.factory, metric, model_id, spec.ef_construction, spec.ef_search, spec.nprobe)
         if not self.is_trained:
             if train is None:
-                train = xb if max_train is None or len(xb) <= max_train else xb[_sample(len(xb), max_train, seed)]
+                big = max_train is not None and len(xb) > max_train  # train on a seeded sample of max_train rows
+                train = xb[np.sort(np.random.default_rng(seed).choice(len(xb), max_train, replace=False))] if big else xb
             if quiet:
                 quiet_clustering(self.index)
             self.train(train)
@@ -146,7 +147,7 @@ class VectorIndex:
         """Return 'ivf', 'hnsw' or 'flat' (any other exhaustive index) for the search parameters it takes."""
         if faiss.try_extract_index_ivf(self.index) is not None:
             return "ivf"
-        return "hnsw" if _hnsw_of(self.index.index) is not None else "flat"
+        return "hnsw" if hnsw_of(self.index.index) is not None else "flat"
 
     @property
     def nlist(self) -> int | None:
@@ -248,7 +249,7 @@ class VectorIndex:
         if not base.is_trained:  # keep the trained quantizers, drop the data
             base = faiss.clone_index(self.index.index)
             base.reset()
-        old, new = _hnsw_of(self.index.index), _hnsw_of(base)
+        old, new = hnsw_of(self.index.index), hnsw_of(base)
         if old is not None and new is not None:
             new.hnsw.efConstruction = old.hnsw.efConstruction
             new.hnsw.efSearch = old.hnsw.efSearch
@@ -270,7 +271,7 @@ class VectorIndex:
             ivf = faiss.try_extract_index_ivf(self.index)
             probe = min(int(nprobe or self.nprobe or ivf.nprobe), int(ivf.nlist))
             kwargs: dict = {"nprobe": probe}
-            if _hnsw_of(ivf.quantizer) is not None:  # IVF with an HNSW coarse quantizer
+            if hnsw_of(ivf.quantizer) is not None:  # IVF with an HNSW coarse quantizer
                 ef = int(ef_search or self.ef_search or 64)
                 kwargs["quantizer_params"] = faiss.SearchParametersHNSW(efSearch=max(ef, probe))
             elif ef_search is not None:
@@ -281,7 +282,7 @@ class VectorIndex:
         if nprobe is not None:
             raise InputError(f"nprobe applies to IVF indexes, not {self.factory!r}: leave it out")
         if kind == "hnsw":
-            ef = int(ef_search or self.ef_search or _hnsw_of(self.index.index).hnsw.efSearch)
+            ef = int(ef_search or self.ef_search or hnsw_of(self.index.index).hnsw.efSearch)
             if selector is not None:
                 return faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
             return faiss.SearchParametersHNSW(efSearch=ef)
@@ -347,7 +348,7 @@ class VectorIndex:
             ivf = faiss.try_extract_index_ivf(self.index)
             nprobe = min(int(nprobe or self.nprobe or ivf.nprobe), int(ivf.nlist))
         elif kind == "hnsw":
-            ef_search = int(ef_search or self.ef_search or _hnsw_of(self.index.index).hnsw.efSearch)
+            ef_search = int(ef_search or self.ef_search or hnsw_of(self.index.index).hnsw.efSearch)
         D, I = self.index.search(xq, k, params=self.search_params(nprobe, ef_search, selector))
         while True:
             short = I[:, k - 1] < 0
@@ -475,17 +476,6 @@ class VectorIndex:
                 f"{len(self._label)} ids; manifest says dim {self.dim}, {m.count}): {REBUILD}"
             )
         return self
-
-
-def _sample(n: int, size: int, seed: int) -> np.ndarray:
-    """Return ``size`` sorted row numbers out of ``n``, drawn without replacement with ``seed``."""
-    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
-
-
-def _hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:
-    """Return ``index`` as an IndexHNSW if it is one, else None."""
-    index = faiss.downcast_index(index)
-    return index if isinstance(index, faiss.IndexHNSW) else None
 
 
 def _can_remove(index: faiss.IndexIDMap2) -> bool:

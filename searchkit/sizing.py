@@ -90,3 +90,9 @@ def disable_polysemous(index: faiss.Index) -> None:
         if hasattr(sub, "do_polysemous_training"):
             sub.do_polysemous_training = False
         sub = getattr(sub, "index", None)
+
+
+def hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:
+    """Return ``index`` as an IndexHNSW if it is one, else None."""
+    index = faiss.downcast_index(index)
+    return index if isinstance(index, faiss.IndexHNSW) else None

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from searchkit.cli import main
-from searchkit.datasets import Corpus, load_dataset
+from searchkit.datasets import Corpus
 from searchkit.engine import SearchEngine
 from searchkit.errors import InputError
 from searchkit.incremental import build_corpus_index
 from searchkit.index import VectorIndex, read_manifest
+from searchkit.loaders import load_dataset
 
 FILLER = [
     "Bread dough rises when yeast ferments the sugars in the flour and releases gas.",
