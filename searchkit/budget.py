@@ -235,8 +235,9 @@ def choose_index(
 ) -> Choice:
     """Return the cheapest index (by memory for all of ``xb``) meeting every target, measured on a sample.
 
-    ``xq`` are query vectors (default: ``queries`` rows held out of ``xb``; all of ``xb`` below 20 vectors). When the measured sample is all
-    of ``xb`` (``len(xb) <= sample`` and ``xq`` given), ``Choice.index`` is the chosen index itself, under ``ids``.
+    ``xq`` are query vectors (default: ``queries`` rows held out of ``xb``; all of ``xb`` below 20 vectors).
+    When the measured sample is all of ``xb`` (``len(xb) <= sample`` and ``xq`` given, or fewer than 20
+    vectors), ``Choice.index`` is the chosen index itself, under ``ids``.
     """
     _check_targets(max_memory, min_recall, max_latency_ms)
     xb = as_matrix(xb)
