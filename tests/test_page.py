@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -310,3 +311,16 @@ def test_api_docs_open_offline_and_show_the_routes(page: Page, server, path: str
     expect(page.locator(drawn).first).to_be_visible()
     # ReDoc's only outside request is its "API docs by Redocly" logo image: offline it is missing, nothing else is
     assert elsewhere in ([], ["https://cdn.redoc.ly/redoc/logo-mini.svg"]) if path == "/redoc" else elsewhere == []
+
+
+def test_the_page_keeps_one_session_in_a_split_experiment(page: Page, engine, tmp_path):
+    experiment = Experiment("control=bm25,treatment=dense", "split", tmp_path / "split.sqlite")
+    with BackgroundServer(create_app(engine, cache=LRUCache(100), experiment=experiment)) as srv:
+        for query in ("sleep+for+a+second", "read+a+csv+file", "parse+json"):
+            with page.expect_response(SEARCH_API) as searched:
+                page.goto(f"{srv.url}/?q={query}&k=3")
+            assert searched.value.json()["impression_id"]
+    experiment.close()
+    with sqlite3.connect(experiment.store.path) as db:
+        sessions = db.execute("SELECT DISTINCT session FROM impressions").fetchall()
+    assert len(sessions) == 1 and sessions[0][0], sessions  # the session cookie set on the first answer came back
