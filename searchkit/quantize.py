@@ -305,7 +305,28 @@ def unpack_signs(codes: np.ndarray) -> np.ndarray:
     return np.unpackbits(codes, axis=1).astype(np.float32) * 2 - 1
 
 
-class BinaryIndex:
+class _CodeIndex:
+    """Vectors stored as codes (``_codes`` turns float rows into what the faiss ``index`` holds) under document ids."""
+
+    dim: int
+    index: faiss.Index | faiss.IndexBinary
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def _codes(self, xb: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
+        """Encode float vectors ``xb`` ``(n, dim)`` and add them under ``ids``."""
+        xb = as_matrix(xb, self.dim)
+        check_ids_match(ids, xb)
+        self.index.add(self._codes(xb))
+        self.ids.extend(str(i) for i in ids)
+
+
+class BinaryIndex(_CodeIndex):
     """One bit per dimension (``ubinary``), searched by Hamming distance in a faiss IndexBinaryFlat.
 
     ``search`` fetches ``k * ratio`` candidates by Hamming distance and re-scores them with the float query:
@@ -319,15 +340,8 @@ class BinaryIndex:
         self.index = faiss.IndexBinaryFlat(dim)
         self.ids: list[str] = []
 
-    def __len__(self) -> int:
-        return int(self.index.ntotal)
-
-    def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
-        """Binarize float vectors ``xb`` ``(n, dim)`` and add them under ``ids``."""
-        xb = as_matrix(xb, self.dim)
-        check_ids_match(ids, xb)
-        self.index.add(quantize_binary(xb))
-        self.ids.extend(str(i) for i in ids)
+    def _codes(self, xb: np.ndarray) -> np.ndarray:
+        return quantize_binary(xb)
 
     def search(
         self, xq: np.ndarray, k: int = 10, ratio: int = 4, rescore: bool = True, originals: np.ndarray | None = None
@@ -353,7 +367,7 @@ class BinaryIndex:
         return _result(np.take_along_axis(D, top, 1), np.take_along_axis(I, top, 1), self.ids)
 
 
-class Int8Index:
+class Int8Index(_CodeIndex):
     """int8 embeddings (1 byte per dimension, calibrated ranges), scored by int8 dot products, then re-scored.
 
     Codes live in a faiss IndexScalarQuantizer of type ``SQ8_direct_signed``; ``search`` fetches ``k * ratio``
@@ -367,15 +381,8 @@ class Int8Index:
         self.index = faiss.index_factory(dim, "SQ8_direct_signed", faiss.METRIC_INNER_PRODUCT)
         self.ids: list[str] = []
 
-    def __len__(self) -> int:
-        return int(self.index.ntotal)
-
-    def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
-        """Quantize float vectors ``xb`` ``(n, dim)`` to int8 and add them under ``ids``."""
-        xb = as_matrix(xb, self.dim)
-        check_ids_match(ids, xb)
-        self.index.add(quantize_int8(xb, self.ranges).astype(np.float32))
-        self.ids.extend(str(i) for i in ids)
+    def _codes(self, xb: np.ndarray) -> np.ndarray:
+        return quantize_int8(xb, self.ranges).astype(np.float32)
 
     def search(self, xq: np.ndarray, k: int = 10, ratio: int = 4, rescore: bool = True) -> SearchResult:
         """Return the ``k`` best documents per query row of ``xq`` (int8 dot products, re-scored in float)."""
