@@ -90,6 +90,22 @@ class Dataset:
         """Return only the queries that have at least one relevant document."""
         return {q: t for q, t in self.queries.items() if any(g > 0 for g in self.qrels.get(q, {}).values())}
 
+    def subset(self, n_queries: int = 20, n_other: int = 150) -> Dataset:
+        """Return a small, fixed slice: the first ``n_queries`` judged queries (by id), every document judged
+        for them, and ``n_other`` other documents spread evenly over the corpus (distractors)."""
+        if n_queries < 1 or n_other < 0:
+            raise DatasetError(f"subset(n_queries={n_queries}, n_other={n_other}): use n_queries >= 1, n_other >= 0")
+        qids = sorted(self.judged_queries())[:n_queries]
+        others = self.corpus.ids[:: max(1, len(self.corpus) // n_other)][:n_other] if n_other else []
+        keep = {doc for q in qids for doc in self.qrels[q]} | set(others)
+        rows = [i for i, doc in enumerate(self.corpus.ids) if doc in keep]
+        c = self.corpus
+        corpus = Corpus(
+            [c.ids[i] for i in rows], [c.titles[i] for i in rows], [c.texts[i] for i in rows],
+            None if c.passages is None else [c.passages[i] for i in rows],
+        )  # fmt: skip
+        return Dataset(f"{self.name}-subset", corpus, {q: self.queries[q] for q in qids}, {q: self.qrels[q] for q in qids})
+
 
 # ---------------------------------------------------------------------------------------------
 # BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv

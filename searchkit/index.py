@@ -37,6 +37,26 @@ class SearchResult:
     scores: list[list[float]]
 
 
+def _remove_in_place(index: faiss.IndexIDMap2, labels: np.ndarray) -> None:
+    """Remove ``labels`` from an id-mapped Flat or IVF index, keeping every other label on its own vector.
+
+    ``IndexIDMap2.remove_ids`` compacts its label table as if the inner index renumbered the remaining
+    vectors, as Flat does; an IVF index keeps their old positions, so it is renumbered here to match.
+    """
+    positions = np.sort(np.flatnonzero(np.isin(faiss.vector_to_array(index.id_map), labels)))
+    index.remove_ids(faiss.IDSelectorBatch(labels))
+    try:
+        ivf = faiss.extract_index_ivf(index.index)
+    except RuntimeError:  # not IVF: Flat renumbers by itself
+        return
+    lists = ivf.invlists
+    for i in range(ivf.nlist):
+        n = lists.list_size(i)
+        if n:
+            stored = faiss.rev_swig_ptr(lists.get_ids(i), n)  # a writable view of the list's positions
+            stored -= np.searchsorted(positions, stored)
+
+
 class VectorIndex:
     """A faiss index (built from a factory string) whose results are document ids, not row numbers.
 
@@ -218,7 +238,7 @@ class VectorIndex:
                 )
             self._rebuild(drop=labels)
         else:
-            self.index.remove_ids(faiss.IDSelectorBatch(labels))
+            _remove_in_place(self.index, labels)
         for i in ids:
             self.ids[self._label.pop(i)] = None
         return len(labels)

@@ -1,4 +1,4 @@
-"""Ranking metrics (nDCG@k, Recall@k, MRR@k, MAP) per query, with paired bootstrap confidence intervals.
+"""Ranking metrics (nDCG@k, Recall@k, MRR@k, MAP, Success@k) per query, with paired bootstrap confidence intervals.
 
 A *run* maps each query id to its retrieved documents, best first: a ranked list of ids or of
 ``(doc_id, score)`` pairs, or a ``{doc_id: score}`` dict (sorted by score, highest first, ties by id).
@@ -22,8 +22,8 @@ from .validation import check_positive_int
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, "Sequence[str] | Mapping[str, float]"]
 
-METRICS: tuple[str, ...] = ("ndcg", "recall", "mrr", "map", "precision")
-_NAME = re.compile(r"^(ndcg|recall|mrr|map|precision)(?:@(\d+))?$")
+METRICS: tuple[str, ...] = ("ndcg", "recall", "mrr", "map", "precision", "success")
+_NAME = re.compile(r"^(ndcg|recall|mrr|map|precision|success)(?:@(\d+))?$")
 
 
 def ranked(docs: Sequence[str] | Sequence[tuple[str, float]] | Mapping[str, float]) -> list[str]:
@@ -74,6 +74,11 @@ def mrr(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 10) -> f
     return 0.0
 
 
+def success(docs: Sequence[str], judged: Mapping[str, int], k: int | None = 10) -> float:
+    """Return Success@k of one ranked list: 1.0 if a relevant document is in the top k, else 0.0."""
+    return 1.0 if mrr(docs, judged, k) > 0 else 0.0
+
+
 def average_precision(docs: Sequence[str], judged: Mapping[str, int], k: int | None = None) -> float:
     """Return average precision: mean of precision@rank over the relevant documents (unfound ones count 0)."""
     k = check_positive_int("k", k, none_ok=True, hint="None: all results")
@@ -88,7 +93,9 @@ def average_precision(docs: Sequence[str], judged: Mapping[str, int], k: int | N
     return total / n_rel
 
 
-_FUNCS = {"ndcg": ndcg, "recall": recall, "mrr": mrr, "map": average_precision, "precision": precision}
+_FUNCS = {
+    "ndcg": ndcg, "recall": recall, "mrr": mrr, "map": average_precision, "precision": precision, "success": success,
+}  # fmt: skip
 
 
 def parse_metric(name: str) -> tuple[str, int | None]:

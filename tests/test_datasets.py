@@ -57,6 +57,21 @@ def _write_beir(root: Path) -> Path:
     return root
 
 
+def test_subset_keeps_the_judged_documents_of_its_queries_and_spread_distractors():
+    from searchkit.datasets import Dataset
+
+    n = 40
+    corpus = Corpus([f"d{i}" for i in range(n)], [""] * n, [f"text {i}" for i in range(n)], [f"p{i}" for i in range(n)])
+    qrels = {"q2": {"d5": 1, "d39": 2}, "q1": {"d7": 1}, "q3": {"d8": 0}, "q4": {"d1": 1}}
+    ds = Dataset("toy", corpus, {q: q for q in ("q1", "q2", "q3", "q4")}, qrels)
+    sub = ds.subset(n_queries=2, n_other=4)
+    assert sub.name == "toy-subset" and list(sub.queries) == ["q1", "q2"] and sub.qrels == {q: qrels[q] for q in ("q1", "q2")}
+    assert sub.corpus.ids == ["d0", "d5", "d7", "d10", "d20", "d30", "d39"]  # corpus order; distractors every 10th
+    assert sub.corpus.passages == ["p0", "p5", "p7", "p10", "p20", "p30", "p39"]
+    with pytest.raises(DatasetError, match=r"subset\(n_queries=0, n_other=4\): use n_queries >= 1"):
+        ds.subset(n_queries=0, n_other=4)
+
+
 def test_load_beir_reads_the_layout(tmp_path):
     ds = load_beir(_write_beir(tmp_path / "tiny"))
     assert ds.name == "tiny" and ds.corpus.ids == ["d1", "d2"]

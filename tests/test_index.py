@@ -176,6 +176,21 @@ def test_remove_and_update_in_place(data, factory):
     assert index.search(xb[:1], 1, **({"nprobe": 16} if factory != "Flat" else {})).ids[0] == [ids[0]]
 
 
+@pytest.mark.parametrize("factory", ["Flat", "IVF16,Flat", "IVF16,SQ8"])
+def test_every_remaining_document_keeps_its_id_after_remove_add_and_update(data, factory):
+    ids, xb = data
+    index = VectorIndex.build(ids[:500], xb[:500], factory)
+    kw = {"nprobe": 16} if factory != "Flat" else {}
+    index.remove([ids[3], ids[250]])
+    index.add([ids[3]], xb[3:4])
+    index.update([ids[100]], xb[100:101])
+    index.remove([ids[0]])
+    rows = [i for i in range(500) if i != 0]
+    found = index.search(xb[rows], 1, **kw).ids
+    wrong = [(ids[i], got[0]) for i, got in zip(rows, found) if got[0] != ids[i] and ids[i] != ids[250]]
+    assert not wrong, f"{len(wrong)} documents answer under another id after removals, e.g. {wrong[:3]}"
+
+
 def test_remove_unknown_id(ivf):
     with pytest.raises(InputError, match="document id 'nope' is not in the index"):
         ivf.remove(["nope"])

@@ -65,6 +65,15 @@ def test_tiny_example_by_hand():
     assert M.mrr(docs, judged, k=1) == 0.0
     assert M.average_precision(docs, judged) == pytest.approx((1 / 2 + 2 / 3) / 2)
     assert M.precision(docs, judged, k=4) == 0.5
+    assert (M.success(docs, judged, k=1), M.success(docs, judged, k=2), M.success(["x", "c"], judged, k=10)) == (0, 1, 0)
+
+
+def test_success_agrees_with_ranx_hit_rate():
+    ranx = pytest.importorskip("ranx")
+    qrels, run = random_runs(4)
+    for k in (1, 3, 10):
+        ref = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), f"hit_rate@{k}")
+        assert M.evaluate(run, qrels, f"success@{k}")[f"success@{k}"] == pytest.approx(ref, abs=1e-12), k
 
 
 def test_missing_queries_score_zero_and_unjudged_are_skipped():
