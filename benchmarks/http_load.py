@@ -9,6 +9,14 @@ sends a fixed number of requests from C client threads (keep-alive connections, 
 warm-up, and prints p50/p95/p99 latency (ms, measured by the client), requests/s and errors, plus the app's own
 p50/p99 (``timings_ms.total``: embedding + search inside the handler, without HTTP, JSON and queueing).
 Cold queries are all distinct (every one needs the encoder); cached ones repeat 50 pre-warmed queries.
+
+    python benchmarks/http_load.py --n-docs 500000 --backend onnx-int8 --json http.json
+    python benchmarks/http_load.py --n-docs 50000 --snippet 0   # and clients that ask for no text
+
+``--backend`` picks the query encoder (default: the fastest at equal quality, onnx-int8).
+``--snippet N`` adds rows where the client asks for at most N characters of text per hit (0: none), with
+the bytes per response. ``--json OUT`` writes one row per scenario: scenario, clients, p50_ms, p95_ms,
+p99_ms, rps, errors, backend (plus snippet, bytes).
 """
 
 from __future__ import annotations
@@ -18,13 +26,16 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 GOALS = "goals: 1 client p99 <= 10 ms cold, <= 2 ms cached; 8 clients >= 300 req/s with p99 <= 50 ms; 0 errors"
+HEADER = ("| query  | clients | snippet | requests |  p50 ms |  p95 ms |  p99 ms |   req/s | errors | cached "
+          "| KB/resp | app p50 | app p99 |")
 
 
-def build_engine(n_docs: int, factory: str, nprobe: int | None, seed: int = 0):
+def build_engine(n_docs: int, factory: str, nprobe: int | None, backend: str, seed: int = 0):
     """Return a dense-only engine over the Python docs padded with synthetic documents to ``n_docs``."""
     from searchkit.datasets import Corpus, load_pydocs
     from searchkit.embed import default_embedder
@@ -34,7 +45,7 @@ def build_engine(n_docs: int, factory: str, nprobe: int | None, seed: int = 0):
     from searchkit.sizing import IndexSpec
 
     docs = load_pydocs().corpus
-    embedder = default_embedder()
+    embedder = default_embedder(backend)
     xb_real = embedder.encode_cached(docs.embedding_texts(), progress=False)
     n_pad = max(0, n_docs - len(docs))
     ids, titles, texts = list(docs.ids), list(docs.titles), list(docs.texts)
@@ -42,7 +53,7 @@ def build_engine(n_docs: int, factory: str, nprobe: int | None, seed: int = 0):
     titles += [f"synthetic document {i}" for i in range(n_pad)]
     texts += ["A synthetic document that pads the corpus to the benchmark size."] * n_pad
     corpus = Corpus(ids, titles, texts)
-    saved = cache_dir() / "http_load" / f"{n_docs}-{factory.replace(',', '_')}-{seed}"
+    saved = cache_dir() / "http_load" / f"{n_docs}-{factory.replace(',', '_')}-{backend}-{seed}"
     if (saved / "manifest.json").is_file():  # built by an earlier run: load it (checksums verified)
         index = VectorIndex.load(saved, model_id=embedder.model_id)
         index.nprobe = nprobe
@@ -56,6 +67,7 @@ def build_engine(n_docs: int, factory: str, nprobe: int | None, seed: int = 0):
     xb = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
     index = VectorIndex.build(ids, xb, IndexSpec(factory, nprobe=nprobe), model_id=embedder.model_id,
                               max_train=100_000, seed=seed)  # fmt: skip
+    index.backend = backend
     index.save(saved)
     return SearchEngine(corpus, embedder, index, None)
 
@@ -68,9 +80,9 @@ def serve(args: argparse.Namespace) -> None:
     from searchkit.server import set_compute_threads
 
     t0 = time.perf_counter()
-    engine = build_engine(args.n_docs, args.factory, args.nprobe)
+    set_compute_threads(args.threads)  # before the encoder loads: onnxruntime fixes its threads at start
+    engine = build_engine(args.n_docs, args.factory, args.nprobe, args.backend)
     print(f"built {engine!r} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    set_compute_threads(args.threads)
     uvicorn.run(create_app(engine), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
@@ -88,23 +100,108 @@ def cold_queries(n: int) -> list[str]:
     return out
 
 
-def load(port: int, queries: list[str], clients: int, top_k: int) -> dict:
+def load(port: int, queries: list[str], clients: int, top_k: int, snippet: int | None = None) -> dict:
     """Send ``queries`` from ``clients`` threads (see :func:`searchkit.bench.load_test`)."""
     from searchkit.bench import load_test
 
-    res = load_test(f"http://127.0.0.1:{port}", queries, clients, top_k)
-    return {"lat": res["lat_ms"], "wall": res["wall_s"], "errors": res["errors"], "cached": res["cached"],
-            "server_p50": res["server_p50"], "server_p99": res["server_p99"]}  # fmt: skip
+    extra = {} if snippet is None else {"snippet": snippet}
+    return load_test(f"http://127.0.0.1:{port}", queries, clients, top_k, extra=extra)
 
 
-def row(name: str, clients: int, res: dict) -> str:
-    p50, p95, p99 = np.percentile(res["lat"], [50, 95, 99])
-    n = len(res["lat"])
-    return (f"| {name:6s} | {clients:7d} | {n:8d} | {p50:7.2f} | {p95:7.2f} | {p99:7.2f} | {n / res['wall']:7.0f} "
-            f"| {res['errors']:6d} | {res['cached'] / n:6.0%} | {res['server_p50']:7.2f} | {res['server_p99']:7.2f} |")  # fmt: skip
+def result_row(scenario: str, clients: int, res: dict, args: argparse.Namespace, snippet: int | None) -> dict:
+    """Return the JSON row of one scenario."""
+    return {"scenario": scenario, "clients": clients, "p50_ms": res["p50"], "p95_ms": res["p95"],
+            "p99_ms": res["p99"], "rps": res["rps"], "errors": res["errors"], "backend": args.backend,
+            "snippet": snippet, "bytes": res["bytes"], "requests": len(res["lat_ms"]),
+            "cached_share": res["cached"] / max(1, len(res["lat_ms"])),
+            "app_p50_ms": res["server_p50"], "app_p99_ms": res["server_p99"]}  # fmt: skip
+
+
+def show(r: dict) -> str:
+    """Return one markdown table line for a JSON row."""
+    snip = "all" if r["snippet"] is None else str(r["snippet"])
+    return (f"| {r['scenario']:6s} | {r['clients']:7d} | {snip:>7s} | {r['requests']:8d} "
+            f"| {r['p50_ms']:7.2f} | {r['p95_ms']:7.2f} | {r['p99_ms']:7.2f} | {r['rps']:7.0f} | {r['errors']:6d} "
+            f"| {r['cached_share']:6.0%} | {r['bytes'] / 1024:7.2f} | {r['app_p50_ms']:7.2f} | {r['app_p99_ms']:7.2f} |")  # fmt: skip
+
+
+def goal_lines(rows: list[dict]) -> list[str]:
+    """Return the goal lines ("met" or the shortfall) for the rows without a snippet."""
+
+    def pick(scenario: str, clients: int) -> dict | None:
+        return next((r for r in rows if r["scenario"] == scenario and r["clients"] == clients and r["snippet"] is None), None)
+
+    out = []
+    for scenario, clients, limit in (("cold", 1, 10.0), ("cached", 1, 2.0), ("cold", 8, 50.0)):
+        r = pick(scenario, clients)
+        if r is not None:
+            p99 = r["p99_ms"]
+            verdict = "met" if p99 <= limit else f"NOT met ({p99 / limit:.1f}x over)"
+            out.append(f"goal {clients} client(s) {scenario} p99 <= {limit:g} ms: {verdict} ({p99:.1f} ms)")
+    r = pick("cold", 8)
+    if r is not None:
+        ok = r["rps"] >= 300
+        out.append(f"goal 8 clients cold >= 300 req/s: {'met' if ok else 'NOT met'} ({r['rps']:.0f} req/s)")
+    errors = sum(r["errors"] for r in rows)
+    out.append(f"goal 0 errors: {'met' if errors == 0 else f'NOT met ({errors} errors)'}")
+    return out
+
+
+def start_app(args: argparse.Namespace) -> tuple[subprocess.Popen, int, dict]:
+    """Start the app in a child process; return it, its port and its /health."""
+    import httpx
+
+    from searchkit.server import free_port
+
+    port = args.port or free_port()
+    cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--n-docs", str(args.n_docs),
+           "--factory", args.factory, "--nprobe", str(args.nprobe or 0), "--threads", str(args.threads),
+           "--backend", args.backend]  # fmt: skip
+    server = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"the app exited with status {server.returncode} before it was ready")
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            if health.status_code == 200:
+                return server, port, health.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+
+
+def run_all(args: argparse.Namespace, pool: list[str]) -> list[dict]:
+    """Measure every scenario against one app process; return the rows."""
+    server, port, h = start_app(args)
+    used = 0
+    rows = []
+    try:
+        print(f"# app: {h['documents']:,} documents, index {h['index']['factory']} (nprobe {args.nprobe}), model "
+              f"{h['model']}, encoder backend {h['backend']['query']}, cache "
+              f"{h['cache']['backend']}", flush=True)  # fmt: skip
+        hot = [f"hot query {i}: how do I read a file line by line" for i in range(50)]
+        load(port, hot, 1, args.top_k)  # put the hot queries in the cache
+        for clients in [int(c) for c in args.clients.split(",")]:
+            for snippet in [None, *([args.snippet] if args.snippet is not None else [])]:
+                load(port, pool[used : used + args.warmup], clients, args.top_k, snippet)  # warm-up (not counted)
+                used += args.warmup
+                res = load(port, pool[used : used + args.requests], clients, args.top_k, snippet)
+                used += args.requests
+                rows.append(result_row("cold", clients, res, args, snippet))
+                print(show(rows[-1]), flush=True)
+                load(port, hot * (args.warmup // 50 + 1), clients, args.top_k, snippet)
+                res = load(port, [hot[i % 50] for i in range(args.requests)], clients, args.top_k, snippet)
+                rows.append(result_row("cached", clients, res, args, snippet))
+                print(show(rows[-1]), flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return rows
 
 
 def main() -> None:
+    from searchkit.models import BACKENDS, DEFAULT_BACKEND
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n-docs", type=int, default=500_000, help="documents in the index (default 500,000)")
     p.add_argument("--factory", default="IVF1024,Flat", help="faiss factory (default IVF1024,Flat)")
@@ -114,7 +211,10 @@ def main() -> None:
     p.add_argument("--clients", default="1,8", help="concurrency levels, comma-separated (default 1,8)")
     p.add_argument("--top-k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    p.add_argument("--threads", type=int, default=1, help="torch/faiss threads in the app (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="encoder/faiss threads in the app (default 1)")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help=f"query encoder (default {DEFAULT_BACKEND})")
+    p.add_argument("--snippet", type=int, default=None, help="also measure clients asking for N characters of text per hit")
+    p.add_argument("--json", help="write one row per scenario to this JSON file")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.factory.lower() == "flat":
@@ -122,54 +222,19 @@ def main() -> None:
     if args.serve:
         return serve(args)
 
-    import httpx
-
-    from searchkit.server import free_port
-
-    port = args.port or free_port()
-    cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--n-docs", str(args.n_docs),
-           "--factory", args.factory, "--nprobe", str(args.nprobe or 0), "--threads", str(args.threads)]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    t0 = time.perf_counter()
-    server = subprocess.Popen(cmd, env=env)
-    try:
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"the app exited with status {server.returncode} before it was ready")
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                if health.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        h = health.json()
-        levels = [int(c) for c in args.clients.split(",")]
-        print(f"# app ready after {time.perf_counter() - t0:.0f} s: {h['documents']:,} documents, index "
-              f"{h['index']['factory']} (nprobe {args.nprobe}), model {h['model']}, cache {h['cache']['backend']}")  # fmt: skip
-        print(f"# {args.requests} requests per row after {args.warmup} warm-up, top_k={args.top_k}, "
-              f"{os.cpu_count()} CPU cores shared by app and client, {args.threads} torch/faiss thread(s) in the app")  # fmt: skip
-        print(f"# {GOALS}\n")
-        print("| query  | clients | requests |  p50 ms |  p95 ms |  p99 ms |   req/s | errors | cached | app p50 | app p99 |")
-        print("|--------|--------:|---------:|--------:|--------:|--------:|--------:|-------:|-------:|--------:|--------:|")
-        pool = cold_queries(args.warmup + args.requests * len(levels) + 100)
-        hot = [f"hot query {i}: how do I read a file line by line" for i in range(50)]
-        load(port, hot, 1, args.top_k)  # put the hot queries in the cache
-        used = 0
-        for clients in levels:
-            load(port, pool[used : used + args.warmup], clients, args.top_k)  # warm-up (not counted)
-            used += args.warmup
-            res = load(port, pool[used : used + args.requests], clients, args.top_k)
-            used += args.requests
-            print(row("cold", clients, res), flush=True)
-            load(port, hot * (args.warmup // 50 + 1), clients, args.top_k)
-            res = load(port, [hot[i % 50] for i in range(args.requests)], clients, args.top_k)
-            print(row("cached", clients, res), flush=True)
-        cache = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()["cache"]
-        print(f"\n# cache after the run: {cache['hits']} hits, {cache['misses']} misses, size {cache.get('size')}")
-    finally:
-        server.terminate()
-        server.wait(30)
+    print(f"# {args.requests} requests per row after {args.warmup} warm-up, top_k={args.top_k}, "
+          f"{os.cpu_count()} CPU cores shared by app and client, {args.threads} encoder/faiss thread(s) in the app")  # fmt: skip
+    print(f"# {GOALS}\n")
+    print(HEADER)
+    print("|--------|" + "--------:|" * 12)
+    n_levels = len(args.clients.split(",")) * (2 if args.snippet is not None else 1)
+    rows = run_all(args, cold_queries((args.warmup + args.requests) * n_levels + 100))
+    print()
+    for line in goal_lines(rows):
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {len(rows)} rows to {args.json}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ def _check_prefix(v: str | None) -> str | None:
 
 _QUERY_DOC = f"the text to search for: 1 to {MAX_QUERY_CHARS} characters, not only whitespace"
 _TOPK_DOC = f"how many results to return, 1 to {MAX_TOP_K}"
+_SNIPPET_DOC = "send at most this many characters of each result's text (0: none, only id, score, title); default: all"
 _PREFIX_DOC = "keep only documents whose id starts with this, e.g. 'os.path.' (a module of the Python docs)"
 
 
@@ -104,6 +105,14 @@ class _Common(BaseModel):
     mode: str = Field("dense", description="dense (embeddings), bm25 (keywords) or hybrid (both)",
                       json_schema_extra={"enum": list(MODES)})  # fmt: skip
     prefix: str | None = Field(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS})
+    snippet: int | None = Field(None, description=_SNIPPET_DOC, json_schema_extra={"minimum": 0})
+
+    @field_validator("snippet")
+    @classmethod
+    def _snippet(cls, v: int | None) -> int | None:
+        if v is not None and v < 0:
+            raise PydanticCustomError("snippet_negative", "snippet is {v}: give 0 or more characters (0: no text)", {"v": v})
+        return v
 
     @field_validator("top_k")
     @classmethod
@@ -242,9 +251,9 @@ def _problem(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def _hit(h: Hit) -> dict:
-    """Return a hit as a JSON-ready dict (a float score, plain strings)."""
-    return {"id": h.id, "score": float(h.score), "title": h.title, "text": h.text}
+def _hit(h: Hit, snippet: int | None = None) -> dict:
+    """Return a hit as a JSON-ready dict (a float score, plain strings; the text cut to ``snippet`` characters)."""
+    return {"id": h.id, "score": float(h.score), "title": h.title, "text": h.text if snippet is None else h.text[:snippet]}
 
 
 class _Service:
@@ -388,7 +397,7 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
             return experiment_search(experiment, service.search, req, request, _hit)
         res = service.search([req.query], req.top_k, req.mode, req.prefix)
         return JSONResponse({
-            "query": req.query, "mode": req.mode, "results": [_hit(h) for h in res.hits[0]],
+            "query": req.query, "mode": req.mode, "results": [_hit(h, req.snippet) for h in res.hits[0]],
             "timings_ms": res.timings.as_dict(), "cached": bool(res.cached[0]),
         })  # fmt: skip  (built directly: the response model documents it, re-validating it costs time)
 
@@ -410,7 +419,7 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
         """Answer up to 64 queries with one encoder call; results come in the order of ``queries``."""
         res = service.search(req.queries, req.top_k, req.mode, req.prefix)
         return JSONResponse({
-            "mode": req.mode, "results": [[_hit(h) for h in row] for row in res.hits],
+            "mode": req.mode, "results": [[_hit(h, req.snippet) for h in row] for row in res.hits],
             "timings_ms": res.timings.as_dict(), "cached": [bool(c) for c in res.cached],
         })  # fmt: skip
 

@@ -14,6 +14,7 @@ from searchkit.app import MAX_BODY_BYTES, create_app
 from searchkit.batching import BatchingEmbedder
 from searchkit.cache import LRUCache, RedisCache
 from searchkit.engine import MODES, SearchEngine
+from searchkit.errors import InputError
 from searchkit.server import serve_in_background
 
 
@@ -302,6 +303,17 @@ def test_batching_embedder_merges_concurrent_calls(embedder):
     assert b.texts == 24 and b.calls <= 24
     b.close()
     assert b.encode(["after close"]).shape == (1, 384)  # falls back to direct calls
+
+
+def test_snippet_asks_for_less_text(client):
+    body = {"query": "how do I delete a folder with everything in it", "top_k": 3}
+    full = client.post("/search", json=body).json()["results"]
+    cut = client.post("/search", json={**body, "snippet": 10}).json()["results"]
+    none = client.post("/search/batch", json={"queries": [body["query"]], "top_k": 3, "snippet": 0}).json()["results"][0]
+    assert [h["id"] for h in cut] == [h["id"] for h in full] == [h["id"] for h in none]
+    assert [h["text"] for h in cut] == [h["text"][:10] for h in full] and all(h["text"] == "" for h in none)
+    r = client.post("/search", json={**body, "snippet": -1})
+    assert r.status_code == 422 and msg(r) == "snippet is -1: give 0 or more characters (0: no text)", r.text
 
 
 # -- Redis behind the app --------------------------------------------------------------------------
