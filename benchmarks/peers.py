@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit.paths import scifact_dir  # noqa: E402
+from searchkit.config import scifact_dir  # noqa: E402
 from searchkit.report import format_table  # noqa: E402
 
 
