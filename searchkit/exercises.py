@@ -258,3 +258,37 @@ def check_cheapest(pick: Callable[[list[dict], int, float], str | None]) -> None
                 f"{want} is the least memory among those with memory <= {memory:,} and recall >= {recall}")
             raise ExerciseError(f"pick(rows, {memory:,}, {recall}) returned {got!r}, expected {want!r}: {why}")
     _ok("you pick the cheapest index that breaks no target, and none when nothing fits.")
+
+
+# -- 07 scale out -----------------------------------------------------------------------------
+
+
+def check_shard_merge(merge: Callable[[list[tuple[np.ndarray, np.ndarray]], int], tuple[np.ndarray, np.ndarray]]) -> None:
+    """Check a learner's ``merge(parts, k) -> (D, I)``: per-shard inner-product results merged, best first."""
+    import faiss
+
+    xb, xq = _exercise_vectors(), _exercise_vectors(5, seed=4)
+    whole = faiss.IndexFlatIP(xb.shape[1])
+    whole.add(xb)
+    want_d, want_i = whole.search(xq, 10)
+    parts = []
+    for rows in np.array_split(np.arange(len(xb)), 3):
+        shard = faiss.IndexIDMap(faiss.IndexFlatIP(xb.shape[1]))
+        shard.add_with_ids(xb[rows], rows.astype(np.int64))
+        parts.append(shard.search(xq, 10))
+    got_d, got_i = (np.asarray(a) for a in merge(parts, 10))
+    if got_i.shape != want_i.shape:
+        raise ExerciseError(f"merge returned ids of shape {got_i.shape}, expected {want_i.shape} (k per query)")
+    if not np.array_equal(got_i, want_i):
+        smallest = np.concatenate([d for d, _ in parts], axis=1).min(axis=1)
+        if np.allclose(np.asarray(got_d)[:, 0], smallest):
+            raise ExerciseError(
+                "you kept the smallest scores: for inner product the largest is best (faiss.contrib's client_server "
+                "merges as for L2 distances and gets recall 0); sort by -D"
+            )
+        same = np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got_i, want_i)])
+        raise ExerciseError(f"only {same:.0%} of your ids match one index over all vectors: concatenate the shards' "
+                            "D and I per query, then keep the k largest D (np.argsort(-D, axis=1)[:, :k])")  # fmt: skip
+    if not np.allclose(got_d, want_d, atol=1e-5):
+        raise ExerciseError("the ids are right but the scores are not: take D with the same sort order as I")
+    _ok("your merge of three shards returns exactly what one index over all vectors returns.")

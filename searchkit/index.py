@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -31,10 +31,15 @@ Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or Euclid
 _METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 @dataclass
 class SearchResult:
-    """Results for a batch of queries: ``ids[q]`` and ``scores[q]`` hold the hits of query ``q``, best first."""
+    """Results for a batch of queries: ``ids[q]`` and ``scores[q]`` hold the hits of query ``q``, best first.
+
+    A sharded index that could not reach every shard sets ``partial`` and names the ``failed_shards``.
+    """
 
     ids: list[list[str]]
     scores: list[list[float]]
+    partial: bool = False
+    failed_shards: list[int] = field(default_factory=list)
 
 
 def _remove_in_place(index: faiss.IndexIDMap2, labels: np.ndarray) -> None:

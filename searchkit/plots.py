@@ -171,3 +171,36 @@ def plot_latency(rows: list[dict], title: str = "Search latency over HTTP"):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_scatter_gather(query: str, parts: Sequence, merged, shown: int = 3, title: str = "Scatter-gather over shards"):
+    """Draw a query sent to every shard (their top ``shown`` hits) and the merged top k; return the figure.
+
+    ``parts`` holds one single-query search result (``.ids[0]``, ``.scores[0]``) per shard, ``merged`` the merge.
+    """
+    import matplotlib.pyplot as plt
+
+    colors = plt.get_cmap("tab10").colors
+    n = len(parts)
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 1.1 * n))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-0.5, n - 0.5)
+    ax.axis("off")
+    mid = (n - 1) / 2
+    box = {"boxstyle": "round,pad=0.4", "fc": "white"}
+    ax.text(0.9, mid, f"query\n“{_short(query, 22)}”", ha="center", va="center", fontsize=9, bbox={**box, "ec": "k"})
+    owner = {}
+    for s, part in enumerate(parts):
+        y = n - 1 - s
+        lines = [f"{_short(d, 24)}  {sc:.3f}" for d, sc in zip(part.ids[0][:shown], part.scores[0][:shown])]
+        owner.update({d: s for d in part.ids[0]})
+        ax.annotate("", xy=(3.0, y), xytext=(1.9, mid), arrowprops={"arrowstyle": "->", "color": "0.5"})
+        ax.text(4.4, y, f"shard {s}\n" + "\n".join(lines), ha="center", va="center", fontsize=8, family="monospace",
+                bbox={**box, "ec": colors[s % 10]})  # fmt: skip
+        ax.annotate("", xy=(7.0, mid), xytext=(5.9, y), arrowprops={"arrowstyle": "->", "color": colors[s % 10]})
+    lines = [f"{r}. {_short(d, 24)}  {sc:.3f}" for r, (d, sc) in enumerate(zip(merged.ids[0], merged.scores[0]), 1)]
+    ax.text(8.5, mid, "merged: highest\ninner products\n" + "\n".join(lines), ha="center", va="center", fontsize=8,
+            family="monospace", bbox={**box, "ec": "k"})  # fmt: skip
+    ax.set_title(f"{title}: {n} shards, top {len(merged.ids[0])} kept (score = inner product)")
+    fig.tight_layout()
+    return fig

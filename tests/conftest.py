@@ -92,3 +92,17 @@ def one_compute_thread():
     yield
     torch.set_num_threads(before[0])
     faiss.omp_set_num_threads(before[1])
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (127.0.0.1, 2 CPUs) for the whole session, stopped by its process ids, never `ray stop`."""
+    from searchkit import cluster
+
+    c = cluster.start_local(num_cpus=2)
+    started = list(c.pids)
+    yield c
+    tree = cluster.process_tree(started)
+    c.stop()
+    left = cluster.process_tree(tree)
+    assert not left, f"Ray processes left running after stop(): {left}"

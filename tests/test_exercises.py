@@ -77,6 +77,16 @@ def _dcg(grades):
     return sum((2**g - 1) / np.log2(i + 2) for i, g in enumerate(grades))
 
 
+def _merge(largest: bool):
+    def merge(parts, k):
+        D = np.concatenate([d for d, _ in parts], axis=1)
+        I = np.concatenate([i for _, i in parts], axis=1)
+        order = np.argsort(-D if largest else D, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(D, order, axis=1), np.take_along_axis(I, order, axis=1)
+
+    return merge
+
+
 @pytest.mark.parametrize(
     "name, right, wrong, message",
     [
@@ -97,6 +107,8 @@ def _dcg(grades):
          lambda s: int(s.endswith("7")), r"10% of sessions went to arm 1"),
         ("check_sign_test", lambda w, l: binomtest(w, w + l).pvalue, lambda w, l: binomtest(w, w + l).pvalue / 2,
          r"p_value\(1, 5\) = 0.1094, expected 0.2188 \(that is one tail"),
+        ("check_shard_merge", _merge(largest=True), _merge(largest=False), r"you kept the smallest scores"),
+        ("check_shard_merge", _merge(largest=True), lambda parts, k: parts[0], r"only \d+% of your ids match"),
     ],
 )  # fmt: skip
 def test_exercise_checks_accept_right_and_explain_wrong_answers(name, right, wrong, message, capsys):

@@ -1,0 +1,213 @@
+"""Sharded search on a local Ray cluster: equal to one index, partial while a shard is down, damaged files refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from searchkit.errors import InputError, SearchIndexError
+from searchkit.index import MANIFEST, SearchResult, VectorIndex
+from searchkit.shards import ShardedIndex, build_shards, is_sharded, merge_topk, read_shard_manifest, shard_of
+
+
+@pytest.fixture(scope="module")
+def data():
+    from searchkit.exercises import _exercise_vectors as unit_vectors
+
+    xb = unit_vectors(4000, 32, seed=1)
+    xq = unit_vectors(50, 32, seed=2)
+    return [f"doc{i:05d}" for i in range(len(xb))], xb, xq
+
+
+@pytest.fixture(scope="module")
+def flat(ray_cluster, data, tmp_path_factory):
+    ids, xb, _ = data
+    folder = tmp_path_factory.mktemp("flat4")
+    build_shards(ids, xb, 4, folder)
+    index = ShardedIndex.load(folder)
+    yield folder, index
+    index.close()
+
+
+def wait_until(condition, what: str, limit_s: float = 120.0) -> None:
+    """Poll ``condition`` (a wait for Ray to act, not a speed check: the limit only stops a hung test)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.25)
+
+
+def test_merge_keeps_the_highest_inner_products():
+    a = SearchResult([["a1", "a2"]], [[0.9, 0.1]])
+    b = SearchResult([["b1", "b2"]], [[0.5, 0.4]])
+    got = merge_topk([a, b], 3)
+    assert got.ids == [["a1", "b1", "b2"]] and got.scores == [[0.9, 0.5, 0.4]]
+
+
+def test_shard_of_is_stable_and_spreads():
+    owners = [shard_of(f"doc{i}", 4) for i in range(4000)]
+    assert owners[:5] == [shard_of(f"doc{i}", 4) for i in range(5)]
+    assert min(np.bincount(owners)) > 900
+
+
+def test_flat_shards_equal_one_index(flat, data):
+    ids, xb, xq = data
+    folder, index = flat
+    single = VectorIndex.build(ids, xb)
+    for kwargs in ({}, {"prefix": "doc001"}, {"subset": ids[::7]}):
+        want, got = single.search(xq, 10, **kwargs), index.search(xq, 10, **kwargs)
+        assert got.ids == want.ids, kwargs
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
+        assert not got.partial and got.failed_shards == []
+    assert sorted(index.doc_ids()) == sorted(ids) and len(index) == len(ids)
+    assert [s["count"] for s in read_shard_manifest(folder)["shards"]] == list(np.bincount([shard_of(d, 4) for d in ids]))
+
+
+def test_bad_search_arguments_are_the_callers_errors(flat, data):
+    _, _, xq = data
+    _, index = flat
+    with pytest.raises(InputError, match="nprobe applies to IVF indexes"):
+        index.search(xq, 10, nprobe=8)
+    with pytest.raises(InputError, match="dimension 32"):
+        index.search(np.ones((1, 5), np.float32), 10)
+    with pytest.raises(InputError, match="k must be a positive integer"):
+        index.search(xq, 0)
+
+
+@pytest.mark.parametrize("factory, kwargs", [("IVF64,Flat", {"nprobe": 4}), ("HNSW8", {"ef_search": 10})])
+def test_ann_shards_keep_recall(ray_cluster, tmp_path, factory, kwargs):
+    from searchkit.bench import ground_truth, recall_at_k
+    from searchkit.synthetic import isotropic_clusters
+
+    xb = isotropic_clusters(20_000, 32, seed=0)
+    xq = isotropic_clusters(200, 32, seed=1)
+    ids = [str(i) for i in range(len(xb))]
+    truth = [[str(j) for j in row] for row in ground_truth(xb, xq, 10)]
+    single = VectorIndex.build(ids, xb, factory).search(xq, 10, **kwargs)
+    build_shards(ids, xb, 2, tmp_path, factory)
+    index = ShardedIndex.load(tmp_path)
+    try:
+        sharded = index.search(xq, 10, **kwargs)
+    finally:
+        index.close()
+    r1, r2 = recall_at_k(single.ids, truth, 10), recall_at_k(sharded.ids, truth, 10)
+    assert r2 >= r1 - 0.01, (r1, r2)
+    assert r1 < 0.999, "the test must be hard enough for ANN to miss some neighbours"
+
+
+def test_killed_shard_gives_partial_answers_then_recovers(ray_cluster, flat, data):
+    from searchkit.bench import ground_truth
+
+    ids, xb, xq = data
+    _, index = flat
+    complete = index.search(xq, 10)
+    victim = 2
+    os.kill(index.pids()[victim], signal.SIGKILL)
+    partial = index.search(xq, 10)
+    assert partial.partial and partial.failed_shards == [victim]
+    assert all(shard_of(d, 4) != victim for row in partial.ids for d in row)
+    lost = [d for row in complete.ids for d in row if shard_of(d, 4) == victim]
+    assert lost and all(d not in sum(partial.ids, []) for d in lost)
+    assert [h["state"] for h in index.health()] == ["up", "up", "down", "up"]
+    wait_until(lambda: all(h["state"] == "up" for h in index.health()), "Ray to restart the shard")
+    again = index.search(xq, 10)
+    assert not again.partial and again.ids == complete.ids
+    assert [h["id"] for h in index.health()] == [0, 1, 2, 3]
+    assert ground_truth(xb, xq, 1)[0][0] == int(again.ids[0][0][3:])
+
+
+def test_damaged_shard_is_refused_with_one_line(ray_cluster, data, tmp_path):
+    ids, xb, _ = data
+    build_shards(ids[:400], xb[:400], 2, tmp_path)
+    manifest = read_shard_manifest(tmp_path)
+    shard = tmp_path / manifest["shards"][1]["folder"]
+    data_file = next(shard.glob("index-*.faiss"))
+    blob = bytearray(data_file.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    data_file.write_bytes(bytes(blob))
+    with pytest.raises(SearchIndexError) as e:
+        ShardedIndex.load(tmp_path)
+    assert "fails its checksum" in str(e.value) and "\n" not in str(e.value)
+    (shard / MANIFEST).write_text((shard / MANIFEST).read_text().replace('"count"', '"count" '))
+    with pytest.raises(SearchIndexError, match="shard 1 is damaged, rebuild the index"):
+        ShardedIndex.load(tmp_path)
+
+
+def test_rebuild_replaces_shards_atomically(data, tmp_path):
+    ids, xb, _ = data
+    build_shards(ids[:300], xb[:300], 3, tmp_path)
+    build_shards(ids[:200], xb[:200], 2, tmp_path)
+    folders = sorted(p.name for p in tmp_path.glob("shard-*"))
+    assert folders == sorted(s["folder"] for s in read_shard_manifest(tmp_path)["shards"]) and len(folders) == 2
+    assert is_sharded(tmp_path) and read_shard_manifest(tmp_path)["count"] == 200
+    with pytest.raises(InputError, match="leave shard .* empty: use fewer shards"):
+        build_shards(ids[:2], xb[:2], 8, tmp_path)
+
+
+def test_every_node_and_socket_is_loopback(ray_cluster, flat):
+    from searchkit.cluster import is_loopback, listening_sockets, node_addresses
+
+    assert node_addresses() == ["127.0.0.1"]
+    sockets = listening_sockets(ray_cluster.pids)
+    assert {name.split("::")[0] for _, name, _, _ in sockets} >= {"gcs_server", "raylet", "ray"}, sockets
+    assert all(is_loopback(ip) for _, _, ip, _ in sockets), sockets
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.2") and is_loopback("::ffff:127.0.0.1")
+
+
+def test_embedding_on_the_cluster_equals_local(ray_cluster, embedder, pydocs):
+    from searchkit.ray_embed import embed_on_cluster
+
+    texts = pydocs.corpus.embedding_texts()[:300]
+    got = embed_on_cluster(texts, workers=2, chunk=64)
+    want = embedder.encode(texts)
+    assert got.shape == want.shape
+    assert float(np.min(np.sum(got * want, axis=1))) >= 0.9999
+    with pytest.raises(InputError, match="workers must be a positive integer"):
+        embed_on_cluster(texts, workers=0)
+
+
+def test_engine_works_unchanged_on_shards(ray_cluster, pydocs_engine, tmp_path):
+    from searchkit.cache import LRUCache
+    from searchkit.engine import SearchEngine
+
+    local = pydocs_engine
+    xb = np.stack([local.index.index.reconstruct(i) for i in range(len(local.index))])
+    build_shards(local.index.ids, xb, 3, tmp_path, model_id=local.embedder.model_id)
+    index = ShardedIndex.load(tmp_path, model_id=local.embedder.model_id, dim=local.embedder.dim)
+    try:
+        sharded = SearchEngine(local.corpus, local.embedder, index, local.bm25)
+        sharded.cache = LRUCache(100)
+        queries = ["delete a folder and everything inside it", "how long did my code take"]
+        for mode in ("dense", "hybrid"):
+            want, got = local.search_many(queries, 5, mode), sharded.search_many(queries, 5, mode)
+            assert [[h.id for h in hs] for hs in got] == [[h.id for h in hs] for hs in want], mode
+        assert [h.id for h in sharded.search(queries[0], 3, prefix="shutil.")][0] == "shutil.rmtree"
+    finally:
+        index.close()
+
+
+def test_two_nodes_in_a_private_network():
+    """A second node joins with `ray start --address`; run in a network namespace that holds only loopback."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from searchkit.cluster import is_loopback
+
+    script = Path(__file__).with_name("ray_two_nodes.py")
+    cmd = ["unshare", "--net", "sh", "-c", f"ip link set lo up && exec {sys.executable} {script}"]
+    if os.geteuid() != 0:
+        cmd = ["sudo", "-n", "-E", *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["same_ids"] and out["max_score_diff"] < 1e-5, out
+    assert out["nodes"] == ["127.0.0.1", "127.0.0.1"], out
+    assert len(set(out["shard_nodes"])) == 2 and out["states"] == ["up", "up"], out
+    assert out["sockets"] and all(is_loopback(ip) for _, _, ip, _ in out["sockets"]), out["sockets"]
+    assert out["left"] == [], out
