@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,11 @@ from pathlib import Path
 from .errors import InputError, SearchkitError
 
 LOOPBACK = "127.0.0.1"
-# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps a one-node cluster on 127.0.0.1 instead of the machine's network address;
-# token auth (Ray's default) set explicitly, so that nodes started with `ray start` can join with the same token.
-# Ray reads these when it is imported: import this module before ``ray``.
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps a one-node cluster on 127.0.0.1 instead of the machine's network address,
+# and so forbids other nodes to join. A cluster that nodes join needs it set to 1 before Ray is imported; do that
+# only inside a private network namespace (where Ray falls back to 127.0.0.1) or on a real, trusted cluster network.
+# Token auth (Ray's default) is set explicitly, so that nodes started with `ray start` can join with the same token.
+# Ray reads these when it is imported: import this module before ``ray``. Values already in the environment win.
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
@@ -33,7 +36,7 @@ class ClusterError(SearchkitError):
 
 def ray_env() -> dict[str, str]:
     """Return a copy of ``os.environ`` with the settings every Ray command of searchkit runs under."""
-    return {**os.environ, **RAY_ENV}
+    return {**RAY_ENV, **os.environ}
 
 
 def _ray_cli() -> str:
@@ -97,18 +100,39 @@ class Cluster:
         kill_pids(tree)
         self.pids = []
 
-    def join(self, num_cpus: float = 1) -> int:
-        """Start one more node on this machine that joins this cluster; return its process id (stopped by ``stop``)."""
+    def join(self, num_cpus: float = 1, attempts: int = 3) -> int:
+        """Start one more node on this machine that joins this cluster; return its process id (stopped by ``stop``).
+
+        Ray gives a new node 30 s to register; on a busy machine that may run out, so a failed start is retried.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._join_once(num_cpus)
+            except ClusterError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _join_once(self, num_cpus: float) -> int:
         import ray
 
-        before = len(ray.nodes())
+        before = sum(n["Alive"] for n in ray.nodes())
+        log = tempfile.NamedTemporaryFile(prefix="searchkit-ray-join-", suffix=".log", delete=False)
         proc = subprocess.Popen(
             [_ray_cli(), "start", "--address", self.address, "--node-ip-address", LOOPBACK,
              "--num-cpus", str(num_cpus), "--block", "--disable-usage-stats"],
-            env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=ray_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+        try:
+            _wait(lambda: sum(n["Alive"] for n in ray.nodes()) > before, f"a node to join {self.address}", proc)
+        except ClusterError as e:
+            kill_pids([proc.pid])
+            tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:]
+            raise ClusterError(f"{e}; it said: {' | '.join(tail)}") from None
+        finally:
+            log.close()
+            Path(log.name).unlink(missing_ok=True)
         self.pids.append(proc.pid)
-        _wait(lambda: sum(n["Alive"] for n in ray.nodes()) > before, f"a node to join {self.address}", proc)
         return proc.pid
 
     def __enter__(self) -> Cluster:
@@ -128,33 +152,16 @@ def _wait(ready, what: str, proc: subprocess.Popen | None = None, timeout_s: flo
         time.sleep(0.2)
 
 
-def start_local(num_cpus: float = 2, head_process: bool = False) -> Cluster:
-    """Start a one-node Ray cluster on 127.0.0.1 and connect to it; ``stop()`` the result when done.
+def start_local(num_cpus: float = 2) -> Cluster:
+    """Start a one-node Ray cluster on 127.0.0.1 inside this process and connect to it; ``stop()`` it when done.
 
-    By default the cluster lives inside this process's ``ray.init``; ``head_process=True`` starts it with
-    ``ray start --head`` instead, so that other nodes can ``join`` it.
+    Other nodes of this machine can ``join`` it (``Cluster.join``), as other machines would with ``ray start``.
     """
     import ray
 
     if ray.is_initialized():
         raise ClusterError("this process is already connected to a Ray cluster: stop() it first")
-    if not head_process:
-        return _start_in_process(num_cpus)
-    port = _free_port()
-    address = f"{LOOPBACK}:{port}"
-    proc = subprocess.Popen(
-        [_ray_cli(), "start", "--head", "--node-ip-address", LOOPBACK, "--port", str(port), "--num-cpus",
-         str(num_cpus), "--include-dashboard", "false", "--block", "--disable-usage-stats"],
-        env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    cluster = Cluster(address, owned=True, pids=[proc.pid])
-    try:
-        _wait(lambda: _port_open(port), f"the Ray head on {address}", proc)
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    except BaseException:
-        cluster.stop()
-        raise
-    return cluster
+    return _start_in_process(num_cpus)
 
 
 def _start_in_process(num_cpus: float, attempts: int = 3) -> Cluster:
@@ -197,18 +204,6 @@ def connect(address: str) -> Cluster:
 def start_or_connect(address: str | None, num_cpus: float = 2) -> Cluster:
     """Connect to ``address`` if given, else start a local cluster (what ``serve --ray`` does)."""
     return start_local(num_cpus) if address is None else connect(address)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((LOOPBACK, port)) == 0
 
 
 def node_addresses() -> list[str]:

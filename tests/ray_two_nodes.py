@@ -23,7 +23,7 @@ def main() -> int:
     out: dict = {}
     xb, xq = _exercise_vectors(2000, 32, seed=5), _exercise_vectors(20, 32, seed=6)
     ids = [f"d{i}" for i in range(len(xb))]
-    c = cluster.start_local(num_cpus=1, head_process=True)
+    c = cluster.start_local(num_cpus=1)
     try:
         c.join(num_cpus=1)
         folder = tempfile.mkdtemp(prefix="two-nodes-")
