@@ -211,6 +211,8 @@ class SearchResponse(BaseModel):
     timings_ms: Timings
     cached: bool = Field(description="true when the query vector came from the cache (no encoder call)")
     impression_id: str | None = Field(None, description="only while an experiment runs: send it with POST /click")
+    partial: bool | None = Field(None, description="present and true when some shards of the index did not answer")
+    failed_shards: list[int] | None = Field(None, description="the shards that did not answer (with partial)")
 
 
 class BatchResponse(BaseModel):
@@ -220,12 +222,14 @@ class BatchResponse(BaseModel):
     results: list[list[HitOut]]
     timings_ms: Timings
     cached: list[bool]
+    partial: bool | None = Field(None, description="present and true when some shards of the index did not answer")
+    failed_shards: list[int] | None = Field(None, description="the shards that did not answer (with partial)")
 
 
 class Health(BaseModel):
     """Readiness and what is loaded."""
 
-    status: str = Field(description="ready, loading or failed")
+    status: str = Field(description="ready, loading, failed, or degraded while a shard of the index is down")
     ready: bool
     model: str | None = None
     dim: int | None = None
@@ -235,6 +239,7 @@ class Health(BaseModel):
     cache: dict[str, Any] | None = None
     encoder: dict[str, Any] | None = Field(None, description="model calls and texts encoded (calls < texts: batching)")
     backend: dict[str, Any] | None = Field(None, description="encoder backend of the queries and of the index vectors")
+    shards: list[dict[str, Any]] | None = Field(None, description="a sharded index's shards: {id, node, state}")
     error: str | None = None
 
 
@@ -296,10 +301,13 @@ class _Service:
         settings = replace(self.engine.defaults, mode=mode, fusion=fusion or self.engine.defaults.fusion)  # type: ignore[arg-type]
         return self.engine.search_timed(queries, top_k, prefix=prefix, settings=settings)
 
-    def health(self, cache_stats: dict) -> tuple[Health, int]:
-        """Return the /health body and its status code (200 when ready, else 503)."""
+    def health(self, cache_stats: dict, shards: list[dict] | None = None) -> tuple[Health, int]:
+        """Return the /health body and its status code (200 when ready, else 503); ``shards`` from a sharded index."""
         eng = self.engine
         body = Health(status=self.status, ready=eng is not None, modes=list(MODES), error=self.error, cache=cache_stats)
+        if shards is not None:
+            body.shards = shards
+            body.status = "degraded" if any(sh["state"] != "up" for sh in shards) else body.status
         if eng is None:
             return body, 503
         body.model, body.dim, body.documents = eng.embedder.model_id, eng.embedder.dim, len(eng.corpus)
@@ -398,7 +406,7 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
         res = service.search([req.query], req.top_k, req.mode, req.prefix)
         return JSONResponse({
             "query": req.query, "mode": req.mode, "results": [_hit(h, req.snippet) for h in res.hits[0]],
-            "timings_ms": res.timings.as_dict(), "cached": bool(res.cached[0]),
+            "timings_ms": res.timings.as_dict(), "cached": bool(res.cached[0]), **_partial(res),
         })  # fmt: skip  (built directly: the response model documents it, re-validating it costs time)
 
     @app.get("/search", response_model=SearchResponse, responses=err, summary="Search from a browser or curl")
@@ -420,8 +428,13 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
         res = service.search(req.queries, req.top_k, req.mode, req.prefix)
         return JSONResponse({
             "mode": req.mode, "results": [[_hit(h, req.snippet) for h in row] for row in res.hits],
-            "timings_ms": res.timings.as_dict(), "cached": [bool(c) for c in res.cached],
+            "timings_ms": res.timings.as_dict(), "cached": [bool(c) for c in res.cached], **_partial(res),
         })  # fmt: skip
+
+
+def _partial(res: EngineResult) -> dict:
+    """Return ``{"partial": true, "failed_shards": [...]}`` when shards did not answer, else nothing."""
+    return {"partial": True, "failed_shards": list(res.failed_shards)} if res.partial else {}
 
 
 def _request_from_url(q: str, top_k: str, mode: str, prefix: str | None) -> SearchRequest:
@@ -450,5 +463,7 @@ def _add_health_route(app: FastAPI, service: _Service) -> None:
         # Only Redis stats may touch the network (a ping, 50 ms timeout): they go to a thread of their own.
         cache = service.cache
         stats = await asyncio.to_thread(cache.stats) if isinstance(cache, RedisCache) else cache.stats()
-        body, status = service.health(stats)
+        index = getattr(service.engine, "index", None)
+        shards = await asyncio.to_thread(index.health) if hasattr(index, "health") else None  # asks each shard actor
+        body, status = service.health(stats, shards)
         return JSONResponse(body.model_dump(), status_code=status)

@@ -86,6 +86,8 @@ def _budget(args: argparse.Namespace):
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Embed a corpus, index it and save it to ``--out`` (atomically); again later, re-embed only what changed."""
+    if args.shards is not None:
+        return _build_shards(args)
     from .embed import Embedder
     from .incremental import build_corpus_index
 
@@ -97,6 +99,21 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_shards(args: argparse.Namespace) -> int:
+    """Embed the corpus and write ``--shards`` shard folders plus their manifest to ``--out``."""
+    from .datasets import load_dataset
+    from .embed import Embedder
+    from .shards import build_shards
+
+    corpus, embedder = load_dataset(args.corpus).corpus, Embedder(backend=args.backend)
+    xb = embedder.encode_cached(corpus.embedding_texts(), progress=None)
+    factory = args.factory or "Flat"
+    build_shards(corpus.ids, xb, args.shards, args.out, factory, embedder.model_id, backend=embedder.backend)
+    print(f"saved {len(xb)} vectors in {args.shards} shards ({factory}, {embedder.model_id}, {args.backend}) "
+          f"to {args.out}")  # fmt: skip
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load (or build) the index, then serve the search app with uvicorn until Ctrl-C."""
     import uvicorn
@@ -105,18 +122,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .engine import load_engine
     from .server import CONNECTION_LIMITS, set_compute_threads
 
+    from .shards import is_sharded
+
     experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
-    engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend,
-                         text_column=args.text_column, max_file_size=_max_file_size(args))  # fails fast; fmt: skip
-    set_compute_threads(args.threads)  # after the build: embedding a corpus uses every core
-    built = engine.index.backend
-    note = f", index vectors from {built}" if built and built != args.backend else ""
-    print(f"serving {len(engine.corpus)} documents on http://{args.host}:{args.port} (API docs at /docs; "
-          f"queries embedded with {args.backend}{note})", flush=True)  # fmt: skip
-    if experiment is not None:
-        print(f"experiment: {experiment.design} {experiment.salt}, events in {args.events}", flush=True)
-    app = create_app(engine, experiment=experiment, cors_origins=args.cors_origin or ())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **CONNECTION_LIMITS)
+    ray_cluster = None
+    if args.index is not None and is_sharded(args.index):  # shards live on Ray: a local cluster, or --ray ADDRESS
+        from .cluster import start_or_connect
+
+        ray_cluster = start_or_connect(args.ray)
+    elif args.ray is not None:
+        raise InputError(f"--ray {args.ray}: only an index built with --shards runs on Ray; leave out --ray")
+    try:
+        engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend,
+                             text_column=args.text_column, max_file_size=_max_file_size(args))  # fails fast; fmt: skip
+        set_compute_threads(args.threads)  # after the build: embedding a corpus uses every core
+        built = engine.index.backend
+        note = f", index vectors from {built}" if built and built != args.backend else ""
+        where = f" in {engine.index.n_shards} shards on Ray at {ray_cluster.address}" if ray_cluster else ""
+        print(f"serving {len(engine.corpus)} documents{where} on http://{args.host}:{args.port} (API docs at /docs; "
+              f"queries embedded with {args.backend}{note})", flush=True)  # fmt: skip
+        if experiment is not None:
+            print(f"experiment: {experiment.design} {experiment.salt}, events in {args.events}", flush=True)
+        app = create_app(engine, experiment=experiment, cors_origins=args.cors_origin or ())
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **CONNECTION_LIMITS)
+    finally:
+        if ray_cluster is not None:
+            ray_cluster.stop()  # ends the local cluster this command started; only disconnects from --ray ADDRESS
     return 0
 
 
@@ -190,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-recall", type=float, default=None, help="recall@10 target for the chooser (default: 0.95)")
     b.add_argument("--max-latency-ms", type=float, default=None, help="p99 single-query latency target (optional)")
     _file_options(b)
+    b.add_argument("--shards", type=int, default=None, metavar="N",
+                   help="split the index into N shards by id hash, one folder each, for serving on Ray")  # fmt: skip
     _backend(b)
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("serve", help="serve the search API over HTTP (FastAPI + uvicorn)")
@@ -203,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let pages from ORIGIN (e.g. http://localhost:3000) call the API; repeat for more (default: none)")
     v.add_argument("--threads", type=int, default=1, help="torch/faiss threads per call (default: 1)")
     _file_options(v)
+    v.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="sharded index: use the Ray cluster at HOST:PORT ('auto': the one on this machine) "
+                        "instead of starting a local one")  # fmt: skip
     _backend(v)
     v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",
                    help="run an online experiment between two arms, e.g. control=bm25,treatment=hybrid:rrf")

@@ -94,7 +94,7 @@ class EngineResult:
     timings: StageTimings
     cached: list[bool]
     partial: bool = False
-    failed_shards: tuple[str, ...] = field(default=())
+    failed_shards: tuple[int, ...] = field(default=())
 
 
 class SearchEngine:
@@ -186,14 +186,15 @@ class SearchEngine:
         check_positive_int("k", k)
         if s.mode != "dense" and self.bm25 is None:
             raise InputError(_NO_BM25[s.mode])
-        cached, embed_ms = [False] * len(queries), 0.0
+        cached, embed_ms, failed = [False] * len(queries), 0.0, []
         if s.mode == "bm25":
             hits = [self._hits(self.bm25.search(q, k, mask=self._mask(prefix))) for q in queries]  # type: ignore[union-attr]
         else:
             xq, cached, embed_ms = self.encode_queries(queries)
-            hits = self._dense(xq, k, s, prefix) if s.mode == "dense" else self._hybrid(queries, xq, k, s, prefix)
+            hits = self._dense(xq, k, s, prefix, failed) if s.mode == "dense" else self._hybrid(queries, xq, k, s, prefix, failed)
         total = (time.perf_counter() - t0) * 1000
-        return EngineResult(hits, StageTimings(embed_ms, max(total - embed_ms, 0.0), total), cached)
+        timings = StageTimings(embed_ms, max(total - embed_ms, 0.0), total)
+        return EngineResult(hits, timings, cached, partial=bool(failed), failed_shards=tuple(sorted(set(failed))))
 
     def encode_queries(self, queries: list[str]) -> tuple[np.ndarray, list[bool], float]:
         """Embed ``queries`` reusing ``self.cache``; return ``(n, dim)`` float32, cache flags, and ms spent."""
@@ -217,11 +218,18 @@ class SearchEngine:
         """Return the BM25 rows whose id starts with ``prefix`` (None: every row)."""
         return None if prefix is None else np.array([d.startswith(prefix) for d in self.bm25.ids])  # type: ignore[union-attr]
 
-    def _vector_search(self, xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None) -> list[tuple[list, dict]]:
-        """Return per query the top ``k`` ``(doc_id, score)`` by vectors, each document once, and its best passages."""
+    def _vector_search(
+        self, xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None, failed: list[int]
+    ) -> list[tuple[list, dict]]:
+        """Return per query the top ``k`` ``(doc_id, score)`` by vectors, each document once, and its best passages.
+
+        A sharded index answers without shards that are down: their numbers are added to ``failed``.
+        """
         def search(depth: int):
             """Return the index's top ``depth`` passages (or documents) for every query."""
-            return self.index.search(xq, depth, nprobe=s.nprobe, ef_search=s.ef_search, prefix=prefix)
+            res = self.index.search(xq, depth, nprobe=s.nprobe, ef_search=s.ef_search, prefix=prefix)
+            failed.extend(getattr(res, "failed_shards", []))
+            return res
 
         res = search(k)
         if self.passages is None:
@@ -234,17 +242,17 @@ class SearchEngine:
             depth = min(len(self.index), depth * 4)
             res = search(depth)
 
-    def _dense(self, xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None) -> list[list[Hit]]:
-        return [self._hits(pairs, texts) for pairs, texts in self._vector_search(xq, k, s, prefix)]
+    def _dense(self, xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None, failed: list[int]) -> list[list[Hit]]:
+        return [self._hits(pairs, texts) for pairs, texts in self._vector_search(xq, k, s, prefix, failed)]
 
     def _hybrid(
-        self, queries: list[str], xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None
+        self, queries: list[str], xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None, failed: list[int]
     ) -> list[list[Hit]]:
         """Fuse the top ``s.hybrid_depth`` BM25 and dense results of each query (searchkit.fusion)."""
         depth = max(int(k), int(s.hybrid_depth))
         mask = self._mask(prefix)
         out = []
-        for q, (pairs, texts) in zip(queries, self._vector_search(xq, depth, s, prefix)):
+        for q, (pairs, texts) in zip(queries, self._vector_search(xq, depth, s, prefix, failed)):
             lists = [self.bm25.search(q, depth, mask=mask), pairs]  # type: ignore[union-attr]
             out.append(self._hits(fuse(lists, s.fusion, s.weights, limit=int(k), rrf_k=s.rrf_k), texts))
         return out
@@ -266,20 +274,25 @@ def load_engine(
     served as it is (``/health`` says so under ``backend``). Checks come first and fail with one line naming
     the fix: a missing or damaged index, one built with another model or dimension, or one whose ids are not
     documents (or passages) of ``corpus``. ``text_column`` and ``max_file_size`` say how to read your own
-    files (searchkit.loaders). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.tuning).
+    files (searchkit.loaders). A folder of shards (``build --shards N``) loads onto the connected Ray cluster
+    (searchkit.cluster). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.tuning).
     """
-    if index_dir is not None:
-        read_manifest(index_dir)  # a missing or unreadable index fails before the model loads
+    from .shards import ShardedIndex, is_sharded, read_shard_manifest
+
+    sharded = index_dir is not None and is_sharded(index_dir)  # shards: on the Ray cluster this process is connected to
+    if index_dir is not None:  # a missing or unreadable index fails before the model loads
+        read_shard_manifest(index_dir) if sharded else read_manifest(index_dir)
     docs = load_dataset(corpus, text_column, max_file_size).corpus
     embedder = default_embedder(backend)
     if index_dir is None:
         engine = SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
         apply_fusion(engine, fusion_for(corpus))
         return engine
-    index = VectorIndex.load(index_dir, model_id=embedder.model_id, dim=embedder.dim)
+    loader = ShardedIndex.load if sharded else VectorIndex.load
+    index = loader(index_dir, model_id=embedder.model_id, dim=embedder.dim)
     passages = passages_for(docs, embedder)
     known = set(passages.ids) if passages else docs
-    unknown = [d for d in index.ids if d is not None and d not in known]
+    unknown = [d for d in index.doc_ids() if d not in known]
     if unknown:
         raise SearchIndexError(
             f"index in {index_dir} holds {len(unknown)} ids that are not documents of {corpus!r} "

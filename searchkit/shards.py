@@ -15,11 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
 from . import cluster  # noqa: F401  (sets the environment Ray reads on import)
 from .errors import InputError, SearchIndexError, SearchkitError
-from .index import MANIFEST, IndexSpec, SearchResult, VectorIndex, _check_k, _sha256, _write_atomic, as_matrix
+from .index import IndexSpec, SearchResult, VectorIndex, as_matrix
+from .manifest import MANIFEST, REBUILD, Count, FileName, ManifestModel, PositiveInt, Sha256, read_manifest
+from .manifest import read_verified, save_manifest, sha256
+from .validation import check_positive_int
 
-SHARDS_FORMAT = 1
 SHARD_CPUS = 0.25  # four shards fit on one core: they wait on queries far more than they compute
 
 
@@ -43,6 +49,34 @@ def merge_topk(parts: Sequence[SearchResult], k: int) -> SearchResult:
 # -- writing and reading a sharded index -----------------------------------------------------------
 
 
+class ShardEntry(BaseModel):
+    """One shard of a sharded index: its number, its folder and the sha256 of that folder's own manifest."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    id: Count = Field(description="the shard number, 0 to shards - 1")
+    folder: FileName
+    count: Count = Field(description="the number of vectors in the shard")
+    manifest_sha256: Sha256
+
+
+class ShardsManifest(ManifestModel):
+    """The manifest of a sharded index: what was built, how ids were split, and one entry per shard."""
+
+    kind = "sharded index"
+    type: Literal["shards"] = Field(description="'shards'")
+    partition: Literal["crc32(id) % shards"] = Field(description="'crc32(id) % shards'")
+    model: StrictStr | None = Field(description="the embedding model's name (a string) or null")
+    backend: Literal["torch", "onnx", "onnx-int8"] | None = Field(
+        None, description="the encoder backend that made the vectors: 'torch', 'onnx', 'onnx-int8' or null"
+    )
+    dim: PositiveInt = Field(description="the vector dimension, a whole number of at least 1 (e.g. 384)")
+    metric: Literal["ip", "l2"] = Field(description="'ip' or 'l2'")
+    factory: StrictStr = Field(min_length=1, max_length=200, description="a faiss factory string such as 'Flat'")
+    count: Count = Field(description="the number of vectors in all shards")
+    shards: list[ShardEntry] = Field(min_length=1, description="one entry per shard, numbered from 0")
+
+
 def build_shards(
     ids: Sequence[str],
     xb: np.ndarray,
@@ -51,14 +85,14 @@ def build_shards(
     factory: str | IndexSpec = "Flat",
     model_id: str | None = None,
     progress: bool | None = None,
+    backend: str | None = None,
 ) -> Path:
     """Split ``ids``/``xb`` into ``n_shards`` by id hash, build and save each shard under ``out``; return the manifest.
 
     Atomic like :meth:`VectorIndex.save`: shards go to new folders, ``manifest.json`` (naming them, with the
     SHA-256 of each shard's own manifest) replaces the old one last, and only then are old shard folders removed.
     """
-    if isinstance(n_shards, bool) or not isinstance(n_shards, (int, np.integer)) or n_shards < 1:
-        raise InputError(f"the number of shards must be a positive integer, got {n_shards!r}")
+    n_shards = check_positive_int("the number of shards", n_shards)
     xb = as_matrix(xb)
     ids = [str(i) for i in ids]
     owner = np.array([shard_of(d, n_shards) for d in ids], dtype=np.int64)
@@ -72,17 +106,17 @@ def build_shards(
     for s in range(n_shards):
         rows = np.flatnonzero(owner == s)
         index = VectorIndex.build([ids[r] for r in rows], xb[rows], factory, model_id=model_id, progress=progress)
+        index.backend = backend
         folder = out / f"shard-{s:03d}-{generation}"
         manifest = index.save(folder)
-        entries.append({"id": s, "folder": folder.name, "count": len(index),
-                        "manifest_sha256": _sha256(manifest.read_bytes())})  # fmt: skip
+        entries.append(ShardEntry(id=s, folder=folder.name, count=len(index), manifest_sha256=sha256(manifest.read_bytes())))
         first = first or index
-    top = {
-        "format": SHARDS_FORMAT, "kind": "shards", "partition": "crc32(id) % shards", "model": first.model_id,
-        "dim": first.dim, "metric": first.metric, "factory": first.factory, "count": len(ids), "shards": entries,
-    }  # fmt: skip
-    _write_atomic(out / MANIFEST, json.dumps(top, indent=2).encode())
-    keep = {e["folder"] for e in entries}
+    top = ShardsManifest(
+        format=1, type="shards", partition="crc32(id) % shards", model=first.model_id, backend=backend, dim=first.dim,
+        metric=first.metric, factory=first.factory, count=len(ids), shards=entries,
+    )  # fmt: skip
+    save_manifest(out, top)
+    keep = {e.folder for e in entries}
     for old in out.glob("shard-*"):
         if old.is_dir() and old.name not in keep:
             for f in old.iterdir():
@@ -92,33 +126,29 @@ def build_shards(
 
 
 def is_sharded(folder: str | Path) -> bool:
-    """True when ``folder`` holds a sharded index (its manifest lists shards)."""
+    """True when ``folder`` holds a sharded index (its manifest says ``"type": "shards"``)."""
     path = Path(folder) / MANIFEST
     try:
-        return path.is_file() and json.loads(path.read_text()).get("kind") == "shards"
-    except (ValueError, UnicodeDecodeError, AttributeError):
+        return path.is_file() and path.stat().st_size < (1 << 20) and json.loads(path.read_bytes()).get("type") == "shards"
+    except (ValueError, UnicodeDecodeError, AttributeError, OSError):
         return False
 
 
-def read_shard_manifest(folder: str | Path) -> dict:
+def read_shard_manifest(folder: str | Path) -> ShardsManifest:
     """Read the manifest of a sharded index and check every shard's own manifest against its checksum."""
     folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise SearchIndexError(f"no index in {folder}: {MANIFEST} is missing; build one with python -m searchkit build")
-    try:
-        top = json.loads(path.read_text())
-        entries = top["shards"]
-        if top.get("format") != SHARDS_FORMAT or not entries:
-            raise KeyError("format")
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise SearchIndexError(f"{path} is not a sharded searchkit index ({e}): rebuild it with --shards") from None
-    for e in entries:
-        shard_manifest = folder / str(e["folder"]) / MANIFEST
-        if Path(str(e["folder"])).name != e["folder"] or not shard_manifest.is_file():
-            raise SearchIndexError(f"shard {e['id']} of {folder} is missing ({shard_manifest}): rebuild the index")
-        if _sha256(shard_manifest.read_bytes()) != e["manifest_sha256"]:
-            raise SearchIndexError(f"{shard_manifest} fails its checksum: shard {e['id']} is damaged, rebuild the index")
+    top = read_manifest(folder, ShardsManifest)
+    if [e.id for e in top.shards] != list(range(len(top.shards))):
+        raise SearchIndexError(f"{folder / MANIFEST} numbers its shards {[e.id for e in top.shards]}, not 0 to "
+                               f"{len(top.shards) - 1}: {REBUILD} --shards N")  # fmt: skip
+    for e in top.shards:
+        shard = folder / e.folder
+        if not shard.is_dir():
+            raise SearchIndexError(f"shard {e.id} of {folder} is missing ({shard}): {REBUILD} --shards N")
+        try:
+            read_verified(shard, MANIFEST, e.manifest_sha256)
+        except SearchIndexError as err:
+            raise SearchIndexError(f"shard {e.id} is damaged: {err}") from None
     return top
 
 
@@ -162,10 +192,10 @@ class ShardServer:
 class ShardedIndex:
     """N shards on a Ray cluster behind the :class:`VectorIndex` search interface (``search(xq, k, ...)``)."""
 
-    def __init__(self, folder: Path, manifest: dict, actors: list, timeout_s: float):
+    def __init__(self, folder: Path, manifest: ShardsManifest, actors: list, timeout_s: float):
         self.folder, self.actors, self.timeout_s = folder, actors, timeout_s
-        self.dim, self.metric, self.factory = manifest["dim"], manifest["metric"], manifest["factory"]
-        self.model_id, self.count = manifest["model"], manifest["count"]
+        self.dim, self.metric, self.factory = manifest.dim, manifest.metric, manifest.factory
+        self.model_id, self.count, self.backend = manifest.model, manifest.count, manifest.backend
         self.ef_search = self.nprobe = None
         self.read_only = True
         self._nodes: dict[int, str] = {}
@@ -190,14 +220,14 @@ class ShardedIndex:
             raise SearchIndexError("no Ray cluster: call searchkit.cluster.start_local() (or connect) before loading shards")
         folder = Path(folder).resolve()
         top = read_shard_manifest(folder)
-        if model_id is not None and top["model"] != model_id:
-            raise SearchIndexError(f"shards in {folder} were built with model {top['model']!r}, not {model_id!r}: rebuild")
-        if dim is not None and top["dim"] != dim:
-            raise SearchIndexError(f"shards in {folder} have dimension {top['dim']} but the model gives {dim}: rebuild")
+        if model_id is not None and top.model != model_id:
+            raise SearchIndexError(f"shards in {folder} were built with model {top.model!r}, not {model_id!r}: {REBUILD}")
+        if dim is not None and top.dim != dim:
+            raise SearchIndexError(f"shards in {folder} have dimension {top.dim} but the model gives {dim}: {REBUILD}")
         actor = ray.remote(ShardServer).options(
             num_cpus=num_cpus, max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD"
         )
-        actors = [actor.remote(e["id"], str(folder / e["folder"]), top["model"], top["dim"]) for e in top["shards"]]
+        actors = [actor.remote(e.id, str(folder / e.folder), top.model, top.dim) for e in top.shards]
         self = cls(folder, top, actors, timeout_s)
         infos = ray.get([a.ready.remote() for a in actors])
         bad = next((i for i in infos if i["error"]), None)
@@ -233,7 +263,7 @@ class ShardedIndex:
         import ray
         from ray.exceptions import RayError, RayTaskError
 
-        k = _check_k(k)
+        k = check_positive_int("k", k)
         xq = as_matrix(xq, self.dim, name="queries")
         if params is not None:  # faiss parameter objects cannot travel: send their numbers
             nprobe = nprobe or getattr(params, "nprobe", None)

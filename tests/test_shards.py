@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from searchkit.errors import InputError, SearchIndexError
-from searchkit.index import MANIFEST, SearchResult, VectorIndex
+from searchkit.index import SearchResult, VectorIndex
+from searchkit.manifest import MANIFEST
 from searchkit.shards import ShardedIndex, build_shards, is_sharded, merge_topk, read_shard_manifest, shard_of
 
 
@@ -64,7 +65,7 @@ def test_flat_shards_equal_one_index(flat, data):
         np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
         assert not got.partial and got.failed_shards == []
     assert sorted(index.doc_ids()) == sorted(ids) and len(index) == len(ids)
-    assert [s["count"] for s in read_shard_manifest(folder)["shards"]] == list(np.bincount([shard_of(d, 4) for d in ids]))
+    assert [s.count for s in read_shard_manifest(folder).shards] == list(np.bincount([shard_of(d, 4) for d in ids]))
 
 
 def test_bad_search_arguments_are_the_callers_errors(flat, data):
@@ -124,7 +125,7 @@ def test_damaged_shard_is_refused_with_one_line(ray_cluster, data, tmp_path):
     ids, xb, _ = data
     build_shards(ids[:400], xb[:400], 2, tmp_path)
     manifest = read_shard_manifest(tmp_path)
-    shard = tmp_path / manifest["shards"][1]["folder"]
+    shard = tmp_path / manifest.shards[1].folder
     data_file = next(shard.glob("index-*.faiss"))
     blob = bytearray(data_file.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
@@ -133,7 +134,7 @@ def test_damaged_shard_is_refused_with_one_line(ray_cluster, data, tmp_path):
         ShardedIndex.load(tmp_path)
     assert "fails its checksum" in str(e.value) and "\n" not in str(e.value)
     (shard / MANIFEST).write_text((shard / MANIFEST).read_text().replace('"count"', '"count" '))
-    with pytest.raises(SearchIndexError, match="shard 1 is damaged, rebuild the index"):
+    with pytest.raises(SearchIndexError, match="shard 1 is damaged: .* fails its checksum"):
         ShardedIndex.load(tmp_path)
 
 
@@ -142,8 +143,8 @@ def test_rebuild_replaces_shards_atomically(data, tmp_path):
     build_shards(ids[:300], xb[:300], 3, tmp_path)
     build_shards(ids[:200], xb[:200], 2, tmp_path)
     folders = sorted(p.name for p in tmp_path.glob("shard-*"))
-    assert folders == sorted(s["folder"] for s in read_shard_manifest(tmp_path)["shards"]) and len(folders) == 2
-    assert is_sharded(tmp_path) and read_shard_manifest(tmp_path)["count"] == 200
+    assert folders == sorted(s.folder for s in read_shard_manifest(tmp_path).shards) and len(folders) == 2
+    assert is_sharded(tmp_path) and read_shard_manifest(tmp_path).count == 200
     with pytest.raises(InputError, match="leave shard .* empty: use fewer shards"):
         build_shards(ids[:2], xb[:2], 8, tmp_path)
 
@@ -212,3 +213,34 @@ def test_two_nodes_in_a_private_network():
     assert len(set(out["shard_nodes"])) == 2 and out["states"] == ["up", "up"], out
     assert out["sockets"] and all(is_loopback(ip) for _, _, ip, _ in out["sockets"]), out["sockets"]
     assert out["left"] == [], out
+
+
+def test_build_shards_command_and_app_on_shards(ray_cluster, tmp_path):
+    """`build --shards 3` writes shards; the app over them lists shards in /health, partial answers while one is down."""
+    from fastapi.testclient import TestClient
+
+    from searchkit.app import create_app
+    from searchkit.cli import main
+    from searchkit.engine import load_engine
+
+    out = tmp_path / "idx"
+    assert main(["build", "--corpus", "pydocs", "--shards", "3", "--out", str(out), "--backend", "torch"]) == 0
+    assert is_sharded(out) and len(read_shard_manifest(out).shards) == 3
+    engine = load_engine("pydocs", index_dir=str(out), bm25=False, backend="torch")
+    try:
+        with TestClient(create_app(engine)) as c:
+            h = c.get("/health").json()
+            assert h["status"] == "ready" and [(s["id"], s["state"]) for s in h["shards"]] == [(0, "up"), (1, "up"), (2, "up")]
+            body = {"query": "delete a folder and everything inside it", "top_k": 5}
+            whole = c.post("/search", json=body).json()
+            assert "partial" not in whole and whole["results"][0]["id"] == "shutil.rmtree"
+            os.kill(engine.index.pids()[1], signal.SIGKILL)
+            part = c.post("/search", json={**body, "query": "how long did my code take"}).json()
+            assert part["partial"] is True and part["failed_shards"] == [1], part
+            assert all(shard_of(r["id"], 3) != 1 for r in part["results"])
+            h = c.get("/health").json()
+            assert h["status"] == "degraded" and [s["state"] for s in h["shards"]] == ["up", "down", "up"], h
+            wait_until(lambda: c.get("/health").json()["status"] == "ready", "the shard to come back")
+            assert c.post("/search", json=body).json()["results"] == whole["results"]
+    finally:
+        engine.index.close()
