@@ -196,11 +196,11 @@ def plot_scatter_gather(query: str, parts: Sequence, merged, shown: int = 3, tit
         owner.update({d: s for d in part.ids[0]})
         ax.annotate("", xy=(3.0, y), xytext=(1.9, mid), arrowprops={"arrowstyle": "->", "color": "0.5"})
         ax.text(4.4, y, f"shard {s}\n" + "\n".join(lines), ha="center", va="center", fontsize=8, family="monospace",
-                bbox={**box, "ec": colors[s % 10]})  # fmt: skip
+                multialignment="left", bbox={**box, "ec": colors[s % 10]})  # fmt: skip
         ax.annotate("", xy=(7.0, mid), xytext=(5.9, y), arrowprops={"arrowstyle": "->", "color": colors[s % 10]})
     lines = [f"{r}. {_short(d, 24)}  {sc:.3f}" for r, (d, sc) in enumerate(zip(merged.ids[0], merged.scores[0]), 1)]
     ax.text(8.5, mid, "merged: highest\ninner products\n" + "\n".join(lines), ha="center", va="center", fontsize=8,
-            family="monospace", bbox={**box, "ec": "k"})  # fmt: skip
+            family="monospace", multialignment="left", bbox={**box, "ec": "k"})  # fmt: skip
     ax.set_title(f"{title}: {n} shards, top {len(merged.ids[0])} kept (score = inner product)")
     fig.tight_layout()
     return fig

@@ -292,6 +292,24 @@ class ShardedIndex:
         merged.partial, merged.failed_shards = bool(failed), failed
         return merged
 
+    def search_each(self, xq: np.ndarray, k: int = 10) -> list[SearchResult]:
+        """Return every shard's own top ``k`` for ``xq``, shard by shard, unmerged (to look at the scatter step)."""
+        import ray
+
+        xq = as_matrix(xq, self.dim, name="queries")
+        return ray.get([a.search.remote(xq, check_positive_int("k", k), None, None, None, None) for a in self.actors])
+
+    def wait_ready(self, timeout_s: float = 120.0) -> float:
+        """Wait until every shard answers (after a restart); return the seconds waited."""
+        import time
+
+        t0 = time.monotonic()
+        while any(h["state"] != "up" for h in self.health()):
+            if time.monotonic() - t0 > timeout_s:
+                raise SearchIndexError(f"shards still down after {timeout_s:.0f} s: {self.health()}; check the Ray cluster")
+            time.sleep(0.25)
+        return time.monotonic() - t0
+
     def health(self, timeout_s: float = 2.0) -> list[dict]:
         """Return ``{"id", "node", "state"}`` for every shard: state 'up', or 'down' while its actor is unreachable."""
         import ray
