@@ -58,8 +58,8 @@ class SourceState(BaseModel):
     passages: PositiveInt = Field(description="how many passages (vectors) the document has, at least 1")
 
 
-class IndexManifest(ManifestModel):
-    """The manifest of a saved :class:`~searchkit.index.VectorIndex`: what was built, and the files it lives in."""
+class BuiltIndex(ManifestModel):
+    """What an index holds: vectors of which model, backend and dimension, compared how, in which faiss index."""
 
     model: StrictStr | None = Field(description="the embedding model's name (a string) or null")
     backend: Literal["torch", "onnx", "onnx-int8"] | None = Field(
@@ -68,6 +68,11 @@ class IndexManifest(ManifestModel):
     dim: PositiveInt = Field(description="the vector dimension, a whole number of at least 1 (e.g. 384)")
     metric: Literal["ip", "l2"] = Field(description="'ip' or 'l2'")
     factory: StrictStr = Field(min_length=1, max_length=200, description="a faiss factory string such as 'Flat'")
+
+
+class IndexManifest(BuiltIndex):
+    """The manifest of a saved :class:`~searchkit.index.VectorIndex`: what was built, and the files it lives in."""
+
     count: Count = Field(description="the number of vectors, a whole number of at least 0")
     faiss_version: StrictStr | None = Field(None, description="the faiss version that wrote the index")
     index_file: FileName

@@ -17,12 +17,12 @@ import numpy as np
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import cluster  # noqa: F401  (sets the environment Ray reads on import)
 from .errors import InputError, SearchIndexError, SearchkitError
 from .index import IndexSpec, SearchResult, VectorIndex, as_matrix
-from .manifest import MANIFEST, REBUILD, Count, FileName, ManifestModel, PositiveInt, Sha256, read_manifest
+from .manifest import MANIFEST, REBUILD, BuiltIndex, Count, FileName, Sha256, read_manifest
 from .manifest import read_verified, save_manifest, sha256
 from .validation import check_positive_int
 
@@ -60,19 +60,12 @@ class ShardEntry(BaseModel):
     manifest_sha256: Sha256
 
 
-class ShardsManifest(ManifestModel):
+class ShardsManifest(BuiltIndex):
     """The manifest of a sharded index: what was built, how ids were split, and one entry per shard."""
 
     kind = "sharded index"
     type: Literal["shards"] = Field(description="'shards'")
     partition: Literal["crc32(id) % shards"] = Field(description="'crc32(id) % shards'")
-    model: StrictStr | None = Field(description="the embedding model's name (a string) or null")
-    backend: Literal["torch", "onnx", "onnx-int8"] | None = Field(
-        None, description="the encoder backend that made the vectors: 'torch', 'onnx', 'onnx-int8' or null"
-    )
-    dim: PositiveInt = Field(description="the vector dimension, a whole number of at least 1 (e.g. 384)")
-    metric: Literal["ip", "l2"] = Field(description="'ip' or 'l2'")
-    factory: StrictStr = Field(min_length=1, max_length=200, description="a faiss factory string such as 'Flat'")
     count: Count = Field(description="the number of vectors in all shards")
     shards: list[ShardEntry] = Field(min_length=1, description="one entry per shard, numbered from 0")
 
