@@ -164,7 +164,7 @@ def start_local(num_cpus: float = 2) -> Cluster:
     return _start_in_process(num_cpus)
 
 
-def _start_in_process(num_cpus: float, attempts: int = 3) -> Cluster:
+def _start_in_process(num_cpus: float, attempts: int = 5) -> Cluster:
     """``ray.init`` a new local cluster; retry when Ray's fixed 30 s start-up wait runs out on a busy machine."""
     import psutil
     import ray
