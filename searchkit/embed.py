@@ -130,17 +130,21 @@ def _counting_tokenizer(model):
     return copy
 
 
-def throughput(embedder: Embedder, texts: Sequence[str], batch_sizes: Sequence[int], repeats: int = 3) -> list[dict]:
+def throughput(
+    embedder: Embedder, texts: Sequence[str], batch_sizes: Sequence[int], repeats: int = 3, progress: bool = True
+) -> list[dict]:
     """Measure texts per second of ``embedder`` at each batch size (median of ``repeats`` runs, after a warm-up)."""
     import statistics
     import time
+
+    from tqdm.auto import tqdm
 
     items = check_texts(texts)
     if not items or not batch_sizes or min(batch_sizes) < 1:
         raise InputError(f"throughput needs texts and batch sizes >= 1, got {len(items)} texts and {list(batch_sizes)}")
     embedder.encode(items[: max(batch_sizes)], progress=False)  # warm-up
     rows = []
-    for bs in batch_sizes:
+    for bs in tqdm(batch_sizes, desc="batch sizes", disable=not progress):
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
