@@ -24,7 +24,8 @@ import numpy as np
 
 from searchkit import cluster
 from searchkit.bench import Timer, ground_truth, index_bytes, percentiles, recall_at_k, time_batch, time_single
-from searchkit.index import IndexSpec, VectorIndex, suggest_nlist
+from searchkit.index import IndexSpec, VectorIndex
+from searchkit.sizing import suggest_nlist
 from searchkit.quantize import memory_estimate
 from searchkit.report import format_table
 from searchkit.shards import ShardedIndex, build_shards
