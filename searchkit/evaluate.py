@@ -219,7 +219,7 @@ def engine_with_index(engine, factory: str):
     from .index import VectorIndex
 
     xb = engine.embedder.encode_cached(engine.corpus.embedding_texts(), progress=False)
-    index = VectorIndex.build(engine.corpus.ids, xb, factory, model_id=engine.embedder.model_id)
+    index = VectorIndex.build(engine.corpus.ids, xb, factory, model_id=engine.embedder.model_id, quiet=True)
     return SearchEngine(engine.corpus, engine.embedder, index, None)
 
 

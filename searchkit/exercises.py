@@ -142,15 +142,20 @@ def check_reciprocal_rank(rr: Callable[[list[str], set[str]], float]) -> None:
 
 
 def check_dcg(dcg: Callable[[list[int]], float]) -> None:
-    """Check a learner's ``dcg(grades)``: sum of (2^grade - 1) / log2(rank + 1) over ranks 1..n."""
+    """Check a learner's ``dcg(grades)``: sum of grade / log2(rank + 1) over ranks 1..n (linear gain)."""
     for grades in ([2, 0, 1], [0, 0, 0], [1], [2, 2, 1, 0, 1]):
-        want = sum((2**g - 1) / np.log2(r + 2) for r, g in enumerate(grades))
+        want = sum(g / np.log2(r + 2) for r, g in enumerate(grades))
         got = dcg(grades)
         if not np.isclose(got, want):
-            raise ExerciseError(
-                f"dcg({grades}) = {got}, expected {want:.4f}: gain 2^grade - 1, discount log2(rank + 1) with rank from 1"
+            exponential = sum((2**g - 1) / np.log2(r + 2) for r, g in enumerate(grades))
+            hint = (
+                "that is the exponential gain 2^grade - 1; this course uses gain = grade, as trec_eval, BEIR and "
+                "searchkit.metrics do"
+                if np.isclose(got, exponential)
+                else "gain = grade, discount log2(rank + 1) with rank from 1"
             )
-    _ok("your DCG matches the graded formula; nDCG divides it by the DCG of the ideal order.")
+            raise ExerciseError(f"dcg({grades}) = {got}, expected {want:.4f}: {hint}")
+    _ok("your DCG matches the linear-gain formula; nDCG divides it by the DCG of the ideal order.")
 
 
 # -- 05 serving -------------------------------------------------------------------------------

@@ -74,6 +74,10 @@ def _rr(ranked, relevant):
 
 
 def _dcg(grades):
+    return sum(g / np.log2(i + 2) for i, g in enumerate(grades))
+
+
+def _dcg_exponential(grades):
     return sum((2**g - 1) / np.log2(i + 2) for i, g in enumerate(grades))
 
 
@@ -97,7 +101,8 @@ def _merge(largest: bool):
         ("check_hamming", lambda a, b: int(np.unpackbits(a ^ b).sum()), lambda a, b: int((a != b).sum()),
          "XOR the bytes, then count the 1 bits"),
         ("check_reciprocal_rank", _rr, lambda ranked, relevant: 1.0, "ranks start at 1"),
-        ("check_dcg", _dcg, lambda grades: float(sum(grades)), r"dcg\(\[2, 0, 1\]\) = 3.0, expected 3.5000"),
+        ("check_dcg", _dcg, lambda grades: float(sum(grades)), r"dcg\(\[2, 0, 1\]\) = 3.0, expected 2.5000: gain = grade"),
+        ("check_dcg", _dcg, _dcg_exponential, r"expected 2.5000: that is the exponential gain 2\^grade - 1; this course"),
         ("check_percentile", lambda lat: float(np.percentile(lat, 99)), lambda lat: max(lat) * 2,
          r"p99 of 100 latencies: got"),
         ("check_lru", _lru_class(), _Forgetful, r"get\('a'\) after put\('a', 1\) did not return 1"),
