@@ -441,6 +441,13 @@ def _find_pq(index: VectorIndex | faiss.Index):
     raise InputError("index has no product quantizer: build it with a factory containing PQ<M>")
 
 
+def reconstruction_error(index: VectorIndex | faiss.Index, x: np.ndarray) -> float:
+    """Return the mean length of ``x - decoded(encoded(x))`` through the product quantizer of ``index``."""
+    pq = _find_pq(index)
+    x = as_matrix(x, pq.d)
+    return float(np.linalg.norm(pq.decode(pq.compute_codes(x)) - x, axis=1).mean())
+
+
 def plot_hamming_vs_cosine(xb: np.ndarray, pairs: int = 2000, seed: int = 0, ax=None):
     """Scatter the cosine of random pairs of unit vectors ``xb`` against the Hamming distance of their binary codes."""
     import matplotlib.pyplot as plt

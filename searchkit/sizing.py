@@ -72,13 +72,20 @@ def suggest_spec(n: int, kind: str = "auto") -> IndexSpec:
 
 
 def quiet_clustering(index: faiss.Index) -> None:
-    """Stop faiss printing a 'too few training points' line per k-means run (IVF centroids, PQ codebooks)."""
+    """Stop faiss printing a 'too few training points' line per k-means run (IVF centroids, PQ codebooks, OPQ)."""
     sub = index
     while sub is not None:
         sub = faiss.downcast_index(sub)
         for cp in (getattr(sub, "cp", None), getattr(getattr(sub, "pq", None), "cp", None)):
             if cp is not None:
                 cp.min_points_per_centroid = 1
+        chain = getattr(sub, "chain", None)  # IndexPreTransform: an OPQ rotation trains a PQ of its own
+        for i in range(chain.size() if chain is not None else 0):
+            vt = faiss.downcast_VectorTransform(chain.at(i))
+            if isinstance(vt, faiss.OPQMatrix):
+                vt.pq = faiss.ProductQuantizer(vt.d_out, vt.M, 8)
+                vt.pq.cp.min_points_per_centroid = 1
+                index.referenced_objects = [*getattr(index, "referenced_objects", []), vt, vt.pq]  # faiss keeps raw pointers
         sub = getattr(sub, "index", None)
 
 

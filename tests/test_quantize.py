@@ -216,3 +216,24 @@ def test_binary_rescoring(unit_vectors):
     assert cheap.ids[0][0] in exact.ids[0][:3]
     with pytest.raises(InputError, match="divisible by 8"):
         BinaryIndex(30)
+
+
+def test_reconstruction_error_shrinks_with_more_sub_quantizers(unit_vectors):
+    from searchkit.quantize import build_index, reconstruction_error
+
+    xb = unit_vectors(2000, 32, seed=3)
+    with pytest.warns(UserWarning, match="give better codebooks"):  # 2,000 training vectors: searchkit says so
+        coarse, fine = build_index("PQ2", xb), build_index("PQ16", xb)
+    errors = reconstruction_error(coarse, xb), reconstruction_error(fine, xb)
+    assert 0 < errors[1] < errors[0] < 1, errors
+    with pytest.raises(InputError, match="index has no product quantizer: build it with a factory containing PQ"):
+        reconstruction_error(build_index("Flat", xb), xb)
+
+
+def test_opq_training_is_quiet_on_a_small_sample(unit_vectors, capfd):
+    from searchkit.quantize import build_index
+
+    xb = unit_vectors(1000, 32, seed=4)
+    with pytest.warns(UserWarning, match="give better codebooks"):  # searchkit's one line replaces faiss's
+        index = build_index("OPQ4,IVF8,PQ4", xb)
+    assert len(index) == 1000 and "WARNING clustering" not in capfd.readouterr().err
