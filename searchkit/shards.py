@@ -12,19 +12,27 @@ import uuid
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import numpy as np
-
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import cluster  # noqa: F401  (sets the environment Ray reads on import)
 from .errors import InputError, SearchIndexError, SearchkitError
-from .index import IndexSpec, SearchResult, VectorIndex, as_matrix
-from .manifest import MANIFEST, REBUILD, BuiltIndex, Count, FileName, Sha256, read_manifest
-from .manifest import read_verified, save_manifest, sha256
-from .validation import check_positive_int
+from .index import IndexSpec, SearchResult, VectorIndex
+from .manifest import (
+    MANIFEST,
+    REBUILD,
+    BuiltIndex,
+    Count,
+    FileName,
+    Sha256,
+    read_manifest,
+    read_verified,
+    save_manifest,
+    sha256,
+)
+from .validation import as_matrix, check_positive_int
 
 SHARD_CPUS = 0.25  # four shards fit on one core: they wait on queries far more than they compute
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from searchkit.cli import build_parser, main
 from searchkit.embed import Embedder, default_embedder, embedding_cache_path
 from searchkit.errors import InputError
-from searchkit.index import read_manifest
+from searchkit.manifest import read_manifest
 from searchkit.models import BACKENDS, DEFAULT_BACKEND
 
 

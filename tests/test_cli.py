@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from searchkit.cli import main
-from searchkit.index import VectorIndex, read_manifest
+from searchkit.index import VectorIndex
+from searchkit.manifest import read_manifest
 from searchkit.server import free_port
 
 

@@ -12,8 +12,9 @@ from searchkit.datasets import Corpus
 from searchkit.engine import SearchEngine
 from searchkit.errors import InputError
 from searchkit.incremental import build_corpus_index
-from searchkit.index import VectorIndex, read_manifest
+from searchkit.index import VectorIndex
 from searchkit.loaders import load_dataset
+from searchkit.manifest import read_manifest
 
 FILLER = [
     "Bread dough rises when yeast ferments the sugars in the flour and releases gas.",
