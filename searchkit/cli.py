@@ -101,11 +101,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _build_shards(args: argparse.Namespace) -> int:
     """Embed the corpus and write ``--shards`` shard folders plus their manifest to ``--out``."""
-    from .datasets import load_dataset
     from .embed import Embedder
     from .shards import build_shards
 
-    corpus, embedder = load_dataset(args.corpus).corpus, Embedder(backend=args.backend)
+    corpus, embedder = _corpus(args), Embedder(backend=args.backend)
     xb = embedder.encode_cached(corpus.embedding_texts(), progress=None)
     factory = args.factory or "Flat"
     build_shards(corpus.ids, xb, args.shards, args.out, factory, embedder.model_id, backend=embedder.backend)
