@@ -297,3 +297,28 @@ def check_shard_merge(merge: Callable[[list[tuple[np.ndarray, np.ndarray]], int]
     if not np.allclose(got_d, want_d, atol=1e-5):
         raise ExerciseError("the ids are right but the scores are not: take D with the same sort order as I")
     _ok("your merge of three shards returns exactly what one index over all vectors returns.")
+
+
+def check_shard_for(shard_for: Callable[[str, int], int]) -> None:
+    """Check a learner's ``shard_for(doc_id, n_shards)``: the shard ``build_shards`` gives a document (crc32 % n)."""
+    from .shards import shard_of
+
+    ids = ["shutil.rmtree", "os.rmdir", "pathlib.Path.unlink", "json.loads", "café.au-lait", "日本語", "x", ""]
+    for n in (4, 7):
+        got = [shard_for(doc_id, n) for doc_id in ids]
+        want = [shard_of(doc_id, n) for doc_id in ids]
+        if got == want:
+            continue
+        bad = [s for s in got if not isinstance(s, (int, np.integer)) or not 0 <= s < n]
+        if bad:
+            raise ExerciseError(f"shard_for returned {bad[0]!r} for {n} shards: "
+                                f"return a whole number from 0 to {n - 1} (% n_shards)")  # fmt: skip
+        if got == [hash(doc_id) % n for doc_id in ids]:
+            raise ExerciseError(
+                "you used Python's hash(): for a str it changes with every process (PYTHONHASHSEED), so after a restart "
+                "a document is looked for on the wrong shard; use a fixed hash, zlib.crc32(doc_id.encode('utf-8'))"
+            )
+        i = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
+        raise ExerciseError(f"shard_for({ids[i]!r}, {n}) = {got[i]}, expected {want[i]}: "
+                            "take zlib.crc32 of the id's UTF-8 bytes, modulo n_shards")  # fmt: skip
+    _ok("the same id always goes to the same shard, in every process, as build_shards puts it.")

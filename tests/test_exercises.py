@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import zlib
 
 import numpy as np
 import pytest
@@ -114,6 +115,12 @@ def _merge(largest: bool):
          r"p_value\(1, 5\) = 0.1094, expected 0.2188 \(that is one tail"),
         ("check_shard_merge", _merge(largest=True), _merge(largest=False), r"you kept the smallest scores"),
         ("check_shard_merge", _merge(largest=True), lambda parts, k: parts[0], r"only \d+% of your ids match"),
+        ("check_shard_for", lambda d, n: zlib.crc32(d.encode("utf-8")) % n, lambda d, n: hash(d) % n,
+         r"you used Python's hash\(\): for a str it changes with every process"),
+        ("check_shard_for", lambda d, n: zlib.crc32(d.encode("utf-8")) % n, lambda d, n: zlib.crc32(d.encode("utf-8")),
+         r"shard_for returned \d+ for 4 shards: return a whole number from 0 to 3"),
+        ("check_shard_for", lambda d, n: zlib.crc32(d.encode("utf-8")) % n, lambda d, n: len(d) % n,
+         r"shard_for\('os.rmdir', 4\) = 0, expected 1: take zlib.crc32"),
     ],
 )  # fmt: skip
 def test_exercise_checks_accept_right_and_explain_wrong_answers(name, right, wrong, message, capsys):
