@@ -258,11 +258,26 @@ def _quiet_import(name: str):
     return None if out.getvalue() else mod
 
 
+class _Named:
+    """A default value shown by name: ``os.environ`` would print the collecting process's environment."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_BY_NAME = {id(os.environ): _Named("os.environ"), id(os.environb): _Named("os.environb")}
+
+
 def _signature(obj: object) -> str:
     try:
-        return str(inspect.signature(obj))  # type: ignore[arg-type]
+        sig = inspect.signature(obj)  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - C functions without text signatures raise many kinds
         return ""
+    params = [p.replace(default=_BY_NAME.get(id(p.default), p.default)) for p in sig.parameters.values()]
+    return str(sig.replace(parameters=params))
 
 
 def _doc(obj: object) -> str:
@@ -380,10 +395,13 @@ def _read_corpus(path: Path) -> Corpus:
     return Corpus([r["_id"] for r in rows], [r["title"] or "" for r in rows], [r["text"] or "" for r in rows])
 
 
+PYDOCS_FORMAT = 2  # the cached corpus's name carries it: bump it when the collector changes what a document holds
+
+
 def load_pydocs_corpus(refresh: bool = False) -> Corpus:
     """Return the Python-docs corpus, built once per Python version and cached under ``data/cache``."""
     version = ".".join(map(str, sys.version_info[:3]))
-    path = cache_dir() / f"pydocs-{version}.jsonl"
+    path = cache_dir() / f"pydocs-{version}-v{PYDOCS_FORMAT}.jsonl"
     if path.is_file() and not refresh:
         return _with_passages(_read_corpus(path))
     corpus = build_pydocs_corpus()
