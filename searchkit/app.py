@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from .batching import BatchingEmbedder
@@ -92,6 +92,8 @@ def _check_prefix(v: str | None) -> str | None:
     return v
 
 
+_FIELD_CHECKS = {"top_k": _check_top_k, "mode": _check_mode, "prefix": _check_prefix}  # fields every request has
+
 _QUERY_DOC = f"the text to search for: 1 to {MAX_QUERY_CHARS} characters, not only whitespace"
 _TOPK_DOC = f"how many results to return, 1 to {MAX_TOP_K}"
 _SNIPPET_DOC = "send at most this many characters of each result's text (0: none, only id, score, title); default: all"
@@ -114,20 +116,10 @@ class _Common(BaseModel):
             raise PydanticCustomError("snippet_negative", "snippet is {v}: give 0 or more characters (0: no text)", {"v": v})
         return v
 
-    @field_validator("top_k")
+    @field_validator("top_k", "mode", "prefix")
     @classmethod
-    def _top_k(cls, v: int) -> int:
-        return _check_top_k(v)
-
-    @field_validator("mode")
-    @classmethod
-    def _mode(cls, v: str) -> str:
-        return _check_mode(v)
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, v: str | None) -> str | None:
-        return _check_prefix(v)
+    def _checked(cls, v: object, info: ValidationInfo) -> object:
+        return _FIELD_CHECKS[info.field_name](v)
 
 
 class SearchRequest(_Common):
