@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -40,6 +41,19 @@ def wait_until(condition, what: str, limit_s: float = 120.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
         time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def stalled(index, shard: int, timeout_s: float = 3.0):
+    """Hold shard ``shard``'s actor process stopped (SIGSTOP) with a short search timeout, then let it go on."""
+    pid, before = index.pids()[shard], index.timeout_s
+    index.timeout_s = timeout_s
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        index.timeout_s = before
 
 
 def test_merge_keeps_the_highest_inner_products():
@@ -107,14 +121,18 @@ def test_killed_shard_gives_partial_answers_then_recovers(ray_cluster, flat, dat
     _, index = flat
     complete = index.search(xq, 10)
     victim = 2
-    os.kill(index.pids()[victim], signal.SIGKILL)
-    partial = index.search(xq, 10)
+    with stalled(index, victim):  # down until released, so the checks below cannot race Ray's restart
+        partial = index.search(xq, 10)
+        states = [h["state"] for h in index.health()]
     assert partial.partial and partial.failed_shards == [victim]
     assert all(shard_of(d, 4) != victim for row in partial.ids for d in row)
     lost = [d for row in complete.ids for d in row if shard_of(d, 4) == victim]
     assert lost and all(d not in sum(partial.ids, []) for d in lost)
-    assert [h["state"] for h in index.health()] == ["up", "up", "down", "up"]
+    assert states == ["up", "up", "down", "up"]
+    old_pid = index.pids()[victim]
+    os.kill(old_pid, signal.SIGKILL)
     wait_until(lambda: all(h["state"] == "up" for h in index.health()), "Ray to restart the shard")
+    assert index.pids()[victim] != old_pid  # restarted from its saved files in a new process
     again = index.search(xq, 10)
     assert not again.partial and again.ids == complete.ids
     assert [h["id"] for h in index.health()] == [0, 1, 2, 3]
@@ -234,12 +252,13 @@ def test_build_shards_command_and_app_on_shards(ray_cluster, tmp_path):
             body = {"query": "delete a folder and everything inside it", "top_k": 5}
             whole = c.post("/search", json=body).json()
             assert "partial" not in whole and whole["results"][0]["id"] == "shutil.rmtree"
-            os.kill(engine.index.pids()[1], signal.SIGKILL)
-            part = c.post("/search", json={**body, "query": "how long did my code take"}).json()
+            with stalled(engine.index, 1):  # down until released: no race with Ray's restart
+                part = c.post("/search", json={**body, "query": "how long did my code take"}).json()
+                h = c.get("/health").json()
             assert part["partial"] is True and part["failed_shards"] == [1], part
             assert all(shard_of(r["id"], 3) != 1 for r in part["results"])
-            h = c.get("/health").json()
             assert h["status"] == "degraded" and [s["state"] for s in h["shards"]] == ["up", "down", "up"], h
+            os.kill(engine.index.pids()[1], signal.SIGKILL)  # and a killed shard comes back from its files
             wait_until(lambda: c.get("/health").json()["status"] == "ready", "the shard to come back")
             assert c.post("/search", json=body).json()["results"] == whole["results"]
     finally:
