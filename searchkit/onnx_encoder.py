@@ -112,15 +112,17 @@ def ensure_export(source: str | Path, name: str | None = None, max_length: int =
         _export_float(source, tmp / FLOAT_FILE)
         # int8 weights with one scale per output column (per-tensor scales cost ~0.04 of cosine similarity);
         # only the MatMuls with a weight matrix: the embedding tables stay float.
-        root, level = logging.getLogger(), logging.getLogger().level
+        root = logging.getLogger()
+        level, handlers = root.level, list(root.handlers)
         root.setLevel(logging.ERROR)  # quiet the "consider pre-processing" advice
         try:
             quantize_dynamic(
                 str(tmp / FLOAT_FILE), str(tmp / INT8_FILE), weight_type=QuantType.QInt8,
                 per_channel=True, op_types_to_quantize=["MatMul"],
             )  # fmt: skip
-        finally:
-            root.setLevel(level)
+        finally:  # its logging.warning() also installs a root handler: remove it, or DEBUG lines of other
+            root.setLevel(level)  # libraries (bm25s) reach the terminal for the rest of the process
+            root.handlers[:] = handlers
         shutil.copy2(source / "tokenizer.json", tmp / "tokenizer.json")
         meta = {
             "source": str(source), "export_version": EXPORT_VERSION, "max_length": max_length,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import numpy as np
 import pytest
 
@@ -78,7 +79,11 @@ def test_export_is_written_once_and_reused(tmp_path, monkeypatch):
     real = onnx_encoder._export_float
     monkeypatch.setattr(onnx_encoder, "_export_float", lambda *a: (calls.append(a), real(*a))[1])
     source = resolve_model()[1]
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])  # as in a plain process (pytest keeps its own handlers on the root)
+    before = (root.level, [])
     first = onnx_encoder.OnnxEncoder(source, quantized=True, name="mini")
+    assert (root.level, root.handlers) == before  # the quantizer's logging.warning() leaves no root handler behind
     second = onnx_encoder.OnnxEncoder(source, quantized=False, name="mini")
     assert len(calls) == 1 and first.folder == second.folder
     assert sorted(p.name for p in (tmp_path / "onnx").iterdir()) == [first.folder.name]  # no temp folder left
