@@ -83,7 +83,8 @@ def serve(args: argparse.Namespace) -> None:
     set_compute_threads(args.threads)  # before the encoder loads: onnxruntime fixes its threads at start
     engine = build_engine(args.n_docs, args.factory, args.nprobe, args.backend)
     print(f"built {engine!r} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(engine), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    app = create_app(engine, batch_window_ms=args.batch_window_ms[0])
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
 def cold_queries(n: int) -> list[str]:
@@ -114,7 +115,7 @@ def result_row(scenario: str, clients: int, res: dict, args: argparse.Namespace,
             "p99_ms": res["p99"], "rps": res["rps"], "errors": res["errors"], "backend": args.backend,
             "snippet": snippet, "bytes": res["bytes"], "requests": len(res["lat_ms"]),
             "cached_share": res["cached"] / max(1, len(res["lat_ms"])),
-            "app_p50_ms": res["server_p50"], "app_p99_ms": res["server_p99"]}  # fmt: skip
+            "app_p50_ms": res["server_p50"], "app_p99_ms": res["server_p99"], "batch_window_ms": args.window}  # fmt: skip
 
 
 def show(r: dict) -> str:
@@ -156,7 +157,7 @@ def start_app(args: argparse.Namespace) -> tuple[subprocess.Popen, int, dict]:
     port = args.port or free_port()
     cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--n-docs", str(args.n_docs),
            "--factory", args.factory, "--nprobe", str(args.nprobe or 0), "--threads", str(args.threads),
-           "--backend", args.backend]  # fmt: skip
+           "--backend", args.backend, "--batch-window-ms", str(args.window)]  # fmt: skip
     server = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     while True:
         if server.poll() is not None:
@@ -214,6 +215,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="encoder/faiss threads in the app (default 1)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help=f"query encoder (default {DEFAULT_BACKEND})")
     p.add_argument("--snippet", type=int, default=None, help="also measure clients asking for N characters of text per hit")
+    p.add_argument("--batch-window-ms", type=float, nargs="+", default=[0.0],
+                   help="micro-batching: ms an uncached query waits for others to share its encoder call (several: a sweep, one app each)")
     p.add_argument("--json", help="write one row per scenario to this JSON file")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -228,10 +231,15 @@ def main() -> None:
     print(HEADER)
     print("|--------|" + "--------:|" * 12)
     n_levels = len(args.clients.split(",")) * (2 if args.snippet is not None else 1)
-    rows = run_all(args, cold_queries((args.warmup + args.requests) * n_levels + 100))
-    print()
-    for line in goal_lines(rows):
-        print(line)
+    pool = cold_queries((args.warmup + args.requests) * n_levels + 100)  # every app starts with an empty cache
+    rows = []
+    for args.window in args.batch_window_ms:
+        print(f"| batch window {args.window:g} ms |")
+        rows += run_all(args, pool)
+    for window in args.batch_window_ms:
+        print(f"\n# batch window {window:g} ms")
+        for line in goal_lines([r for r in rows if r["batch_window_ms"] == window]):
+            print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {len(rows)} rows to {args.json}")

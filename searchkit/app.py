@@ -256,8 +256,8 @@ def _hit(h: Hit, snippet: int | None = None) -> dict:
 class _Service:
     """What the routes share: the engine once loaded (with cache and micro-batching attached) and its status."""
 
-    def __init__(self, cache: QueryCache, micro_batch: bool) -> None:
-        self.cache, self.micro_batch = cache, micro_batch
+    def __init__(self, cache: QueryCache, micro_batch: bool, batch_window_ms: float = 0.0) -> None:
+        self.cache, self.micro_batch, self.batch_window_ms = cache, micro_batch, batch_window_ms
         self.engine: SearchEngine | None = None
         self.batcher: BatchingEmbedder | None = None
         self.status = "loading"
@@ -267,7 +267,7 @@ class _Service:
         """Serve a shallow copy of ``engine`` with the cache (and the micro-batching encoder) attached."""
         eng = copy.copy(engine)
         if self.micro_batch:
-            self.batcher = BatchingEmbedder(eng.embedder)
+            self.batcher = BatchingEmbedder(eng.embedder, window_ms=self.batch_window_ms)
             eng.embedder = self.batcher
         eng.cache = self.cache
         self.engine, self.status = eng, "ready"
@@ -320,6 +320,7 @@ def create_app(
     loader: Callable[[], SearchEngine] | None = None,
     cache: QueryCache | None = None,
     micro_batch: bool = True,
+    batch_window_ms: float = 0.0,
     max_body_bytes: int = MAX_BODY_BYTES,
     experiment: Experiment | None = None,
     cors_origins: Sequence[str] = (),
@@ -333,7 +334,7 @@ def create_app(
     """
     if engine is None and loader is None:
         raise InputError("create_app needs an engine or a loader: pass SearchEngine.build(corpus) or a function")
-    service = _Service(cache if cache is not None else make_cache(), micro_batch)
+    service = _Service(cache if cache is not None else make_cache(), micro_batch, batch_window_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -7,16 +7,22 @@ run side by side: the quick lane takes requests of up to ``QUICK_PIECES`` word p
 the bulk lane everything larger. Each model call is capped at a budget of padded word pieces, and within a lane
 the request with the least work left goes first, so a small request waits for at most one budgeted call, never
 for the rest of a big batch.
+
+A lane with a waiting ``window`` (seconds; 0 by default) holds its first queued request up to that long for
+others to share the call; ``benchmarks/http_load.py --batch-window-ms`` measures what that buys.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .errors import InputError
 
 QUICK_PIECES = 64  # a request with at most this many word pieces in all takes the quick lane
 CALL_PIECES = 1024  # padded word pieces per model call: texts × the longest one's pieces (4 full-length texts)
@@ -42,8 +48,8 @@ class _Job:
 class _Lane:
     """A worker thread that owns one model handle and runs its jobs in budgeted model calls, least work left first."""
 
-    def __init__(self, name: str, embedder, max_batch: int, budget: int):
-        self.name, self.embedder, self.max_batch, self.budget = name, embedder, max_batch, budget
+    def __init__(self, name: str, embedder, max_batch: int, budget: int, window: float = 0.0):
+        self.name, self.embedder, self.max_batch, self.budget, self.window = name, embedder, max_batch, budget, window
         self.jobs: list[_Job] = []
         self.calls = 0
         self.texts = 0
@@ -86,8 +92,19 @@ class _Lane:
                     self._cond.wait()
                 if not self.jobs:
                     return
+                if self.window:
+                    self._gather()
                 picked = self.take()
             self._run(picked)
+
+    def _gather(self) -> None:
+        """Wait (lock held by the caller) up to the window for a call's worth of texts to queue."""
+        deadline = time.monotonic() + self.window
+        while sum(len(j.texts) - j.next for j in self.jobs) < self.max_batch and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _run(self, picked: list[tuple[_Job, int, int]]) -> None:
         texts = [t for job, start, end in picked for t in job.texts[start:end]]
@@ -124,12 +141,15 @@ class _Lane:
 class BatchingEmbedder:
     """Wrap an Embedder: concurrent ``encode`` calls share model calls; small requests never queue behind big ones."""
 
-    def __init__(self, embedder, max_batch: int = 32, quick_pieces: int = QUICK_PIECES, call_pieces: int = CALL_PIECES):
+    def __init__(self, embedder, max_batch: int = 32, quick_pieces: int = QUICK_PIECES, call_pieces: int = CALL_PIECES,
+                 window_ms: float = 0.0):  # fmt: skip
+        if not (isinstance(window_ms, (int, float)) and 0 <= window_ms <= 1000):
+            raise InputError(f"window_ms={window_ms!r}: give milliseconds from 0 (no waiting) to 1000")
         self.inner = embedder
         self.max_batch, self.quick_pieces = max_batch, quick_pieces
         self.model_id, self.dim = embedder.model_id, embedder.dim
         self.bulk = _Lane("bulk", embedder, max_batch, call_pieces)
-        self.quick = _Lane("quick", embedder.twin(), max_batch, call_pieces)
+        self.quick = _Lane("quick", embedder.twin(), max_batch, call_pieces, window=window_ms / 1000)
         self._seq = itertools.count()
         self._closed = False
 

@@ -103,3 +103,20 @@ def test_an_encoder_error_reaches_every_caller_in_the_call(embedder):
     with pytest.raises(RuntimeError, match="model failed"):
         b.encode(["short"])
     b.close()
+
+
+def test_a_waiting_window_lets_a_later_query_share_the_call(embedder):
+    log = []
+    b = BatchingEmbedder(Gated(embedder, log, hold=False), max_batch=2, window_ms=1000)  # waits until 2 texts queue
+    first = b.submit(["delete a folder"])
+    second = b.submit(["read a csv file"])  # queued while the lane holds the first one
+    np.testing.assert_allclose(first.result(60), embedder.encode(["delete a folder"]), atol=1e-5)
+    np.testing.assert_allclose(second.result(60), embedder.encode(["read a csv file"]), atol=1e-5)
+    assert log == [["delete a folder", "read a csv file"]]  # one model call for both
+    b.close()
+
+
+@pytest.mark.parametrize("window", [-1, 1001, "5"])
+def test_a_bad_window_is_refused_with_the_range(embedder, window):
+    with pytest.raises(ValueError, match=r"window_ms=.*milliseconds from 0 \(no waiting\) to 1000"):
+        BatchingEmbedder(embedder, window_ms=window)
