@@ -134,7 +134,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend,
                              text_column=args.text_column, max_file_size=_max_file_size(args))  # fails fast; fmt: skip
-        set_compute_threads(args.threads)  # after the build: embedding a corpus uses every core
+        set_compute_threads(args.threads, engine.embedder)  # after the build: embedding a corpus uses every core
         built = engine.index.backend
         note = f", index vectors from {built}" if built and built != args.backend else ""
         where = f" in {engine.index.n_shards} shards on Ray at {ray_cluster.address}" if ray_cluster else ""

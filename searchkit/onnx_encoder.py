@@ -149,7 +149,6 @@ class OnnxEncoder:
         self, source: str | Path, quantized: bool = True, threads: int | None = None, name: str | None = None,
         max_length: int | None = None,
     ):  # fmt: skip
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         source = Path(source)
@@ -162,12 +161,7 @@ class OnnxEncoder:
             import torch
 
             threads = torch.get_num_threads()
-        self.threads = check_positive_int("threads", threads)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.set_threads(threads)
         self._dim = int(_read_json(source / "1_Pooling" / "config.json").get("word_embedding_dimension")
                         or _read_json(source / "config.json")["hidden_size"])  # fmt: skip
         tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
@@ -178,6 +172,17 @@ class OnnxEncoder:
 
     def __repr__(self) -> str:
         return f"OnnxEncoder({self.path.name!r}, threads={self.threads})"
+
+    def set_threads(self, threads: int) -> None:
+        """Run later calls on ``threads`` threads (ONNX Runtime fixes them per session: the session is made anew)."""
+        import onnxruntime as ort
+
+        self.threads = check_positive_int("threads", threads)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
 
     def get_embedding_dimension(self) -> int:
         """Return the embedding dimension (384 for all-MiniLM-L6-v2)."""

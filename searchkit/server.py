@@ -22,8 +22,10 @@ CONNECTION_LIMITS = {
 }
 
 
-def set_compute_threads(n: int = 1) -> None:
+def set_compute_threads(n: int = 1, embedder=None) -> None:
     """Set the threads torch and faiss use per call (process-wide); a server wants 1: requests give the parallelism.
+
+    An ONNX encoder fixes its threads when it loads: pass the ``embedder`` that was loaded before this call.
 
     With several threads each, the encoder's OpenMP workers spin and wait for one another; on a busy
     2-core machine that turned a 6 ms query embedding into seconds.
@@ -34,6 +36,9 @@ def set_compute_threads(n: int = 1) -> None:
     check_positive_int("threads", n)
     torch.set_num_threads(n)
     faiss.omp_set_num_threads(n)
+    model = getattr(embedder, "model", None)
+    if hasattr(model, "set_threads") and model.threads != n:
+        model.set_threads(n)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

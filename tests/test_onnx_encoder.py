@@ -109,3 +109,15 @@ def test_bad_input_errors_come_from_check_texts(onnx_int8, texts, message):
 def test_bad_batch_size(onnx_int8):
     with pytest.raises(InputError, match="batch_size must be a positive integer, got 0"):
         onnx_int8.model.encode(["a"], batch_size=0)
+
+
+def test_serving_threads_reach_an_encoder_loaded_before_them(one_compute_thread):
+    """``serve`` loads the encoder (and embeds with every core), then sets its threads: the ONNX session follows."""
+    from searchkit.server import set_compute_threads
+
+    emb = Embedder(backend="onnx-int8")
+    emb.model.set_threads(2)
+    before = emb.encode(["remove a directory tree"])
+    set_compute_threads(1, emb)
+    assert emb.model.threads == 1 and emb.model.session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(emb.encode(["remove a directory tree"]), before, atol=1e-5)
