@@ -55,13 +55,12 @@ def run_dataset(name, xb, xq, ids, qrels, qids, args) -> list[dict]:
         np.save(path, xb)
         originals = np.load(path, mmap_mode="r")  # the float copy stays on disk; candidates are read from it
         rows = []
-        for factory in args.configs or configurations(len(xb), args.pq):
-            for ratio in args.ratio:
-                row = measure_codecs(
-                    [factory], xb, xq, ids, originals, qrels, qids, ratio=ratio, nprobe=args.nprobe,
-                    max_train=args.max_train, timing_queries=args.timing_queries,
-                )[0]  # fmt: skip
-                row = {"dataset": name, "ratio": ratio, **row}
+        for factory in args.configs or configurations(len(xb), args.pq):  # one build per factory, every ratio on it
+            for row in measure_codecs(
+                [factory], xb, xq, ids, originals, qrels, qids, ratio=args.ratio, nprobe=args.nprobe,
+                max_train=args.max_train, timing_queries=args.timing_queries,
+            ):  # fmt: skip
+                row = {"dataset": name, **row}
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     return rows

@@ -331,28 +331,32 @@ def load_test(
 
 
 def _codec(factory: str, xb: np.ndarray, ids: list[str], originals: np.ndarray, flat: VectorIndex, k: int,
-           ratio: int, nprobe: int | None, max_train: int):  # fmt: skip
-    """Build one configuration of :func:`measure_codecs`; return its label, index, plain search and re-ranked search."""
+           nprobe: int | None, max_train: int):  # fmt: skip
+    """Build one configuration of :func:`measure_codecs`; return its label, index, plain search and a function
+    that gives the re-ranked search for a ratio (candidates fetched per result)."""
     if factory == "int8":
         index = Int8Index(xb.shape[1], calibration_ranges(xb[: min(len(xb), max_train)]))
         index.add(ids, xb)
-        return factory, index, lambda q: index.search(q, k, rescore=False), lambda q: index.search(q, k, ratio=ratio)
+        return factory, index, lambda q: index.search(q, k, rescore=False), lambda r: lambda q: index.search(q, k, ratio=r)
     if factory.startswith("Binary"):
         index = BinaryIndex(xb.shape[1])
         index.add(ids, xb)
         orig = originals if factory == "Binary" else None
         return (factory, index, lambda q: index.search(q, k, rescore=False),
-                lambda q: index.search(q, k, ratio=ratio, originals=orig))  # fmt: skip
+                lambda r: lambda q: index.search(q, k, ratio=r, originals=orig))  # fmt: skip
     if factory == "Flat":
-        return factory, flat, lambda q: flat.search(q, k), lambda q: flat.search(q, k)
+        return factory, flat, lambda q: flat.search(q, k), lambda r: lambda q: flat.search(q, k)
     vi = build_index(factory, xb, ids, max_train=max_train)
     if vi.kind != "ivf":
-        reranker = Reranked(vi, originals, ratio=ratio)
-        return factory, vi, lambda q: vi.search(q, k), lambda q: reranker.search(q, k)
+        return factory, vi, lambda q: vi.search(q, k), lambda r: Reranked(vi, originals, ratio=r).search
     probe = min(vi.nlist, nprobe or max(16, vi.nlist // 16))  # type: ignore[type-var, operator]
-    reranker, params = Reranked(vi, originals, ratio=ratio), vi.search_params(nprobe=probe)
-    return (f"{factory} (nprobe={probe})", vi, lambda q: vi.search(q, k, nprobe=probe),
-            lambda q: reranker.search(q, k, params=params))  # fmt: skip
+    params = vi.search_params(nprobe=probe)
+
+    def reranked(r: int):
+        reranker = Reranked(vi, originals, ratio=r)
+        return lambda q: reranker.search(q, k, params=params)
+
+    return f"{factory} (nprobe={probe})", vi, lambda q: vi.search(q, k, nprobe=probe), reranked
 
 
 def measure_codecs(
@@ -364,7 +368,7 @@ def measure_codecs(
     qrels: dict[str, dict[str, int]] | None = None,
     qids: Sequence[str] | None = None,
     k: int = 10,
-    ratio: int = 10,
+    ratio: int | Sequence[int] = 10,
     nprobe: int | None = None,
     max_train: int = 10_000,
     timing_queries: int = 200,
@@ -375,7 +379,9 @@ def measure_codecs(
     ``factories`` are faiss factory strings plus ``int8``, ``Binary`` (re-scored with ``originals``) and
     ``Binary,rescore=signs`` (re-scored against its own +1/-1 codes). Keys: index, bytes_per_vector (serialized
     size / n), recall_at_10 and recall_at_10_reranked (against exact search), p50_ms and p99_ms (single
-    queries, re-ranked path), build_s, ndcg_at_10 (re-ranked results; None without ``qrels``).
+    queries, re-ranked path), build_s, ndcg_at_10 (re-ranked results; None without ``qrels``). ``ratio``: the
+    candidates re-ranked per result; a list of ratios measures each on the same build (one row each, with a
+    ``ratio`` key), factory by factory.
     """
     from tqdm.auto import tqdm
 
@@ -385,24 +391,29 @@ def measure_codecs(
     flat = build_index("Flat", xb, ids)
     truth = flat.search(xq, k).ids
     timed = xq[np.arange(timing_queries) % len(xq)]
+    ratios = [ratio] if isinstance(ratio, int) else list(ratio)
     rows = []
     for factory in tqdm(factories, desc="configurations", disable=not progress):
         with Timer() as build:
-            label, index, plain, reranked = _codec(factory, xb, ids, xb if originals is None else originals, flat, k,
-                                                   ratio, nprobe, max_train)  # fmt: skip
-        found = reranked(xq).ids
-        lat = time_single(reranked, timed, threads=None)
-        score = None
-        if qrels is not None and qids is not None:
-            score = round(float(np.mean([ndcg(f, qrels[q], k) for f, q in zip(found, qids)])), 4)
-        rows.append({
-            "index": label,
-            "bytes_per_vector": round(serialized_size(index) / n, 1),
-            "recall_at_10": round(recall_at_k(plain(xq).ids, truth, k), 4),
-            "recall_at_10_reranked": round(recall_at_k(found, truth, k), 4),
-            "p50_ms": round(lat.p50_ms, 3),
-            "p99_ms": round(lat.p99_ms, 3),
-            "build_s": 0.0 if factory == "Flat" else round(build.s, 2),
-            "ndcg_at_10": score,
-        })  # fmt: skip
+            label, index, plain, rerank = _codec(factory, xb, ids, xb if originals is None else originals, flat, k,
+                                                 nprobe, max_train)  # fmt: skip
+        plain_recall = round(recall_at_k(plain(xq).ids, truth, k), 4)
+        for r in ratios:
+            reranked = rerank(r)
+            found = reranked(xq).ids
+            lat = time_single(reranked, timed, threads=None)
+            score = None
+            if qrels is not None and qids is not None:
+                score = round(float(np.mean([ndcg(f, qrels[q], k) for f, q in zip(found, qids)])), 4)
+            rows.append({
+                "index": label,
+                **({} if isinstance(ratio, int) else {"ratio": r}),
+                "bytes_per_vector": round(serialized_size(index) / n, 1),
+                "recall_at_10": plain_recall,
+                "recall_at_10_reranked": round(recall_at_k(found, truth, k), 4),
+                "p50_ms": round(lat.p50_ms, 3),
+                "p99_ms": round(lat.p99_ms, 3),
+                "build_s": 0.0 if factory == "Flat" else round(build.s, 2),
+                "ndcg_at_10": score,
+            })  # fmt: skip
     return rows

@@ -58,11 +58,13 @@ def _code_bytes(part: str, dim: int) -> tuple[float, int, int, int]:
         bits = _SQ_BITS[part]
         trained = 0 if bits == 16 or "direct" in part else 2 * dim * 4  # per-dimension min and range
         return math.ceil(bits * dim / 8), trained, 0 if not trained else 1, 0 if not trained else 1000
-    m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(?:np)?", part)
+    m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fsr?)?(?:np)?", part)
     if m:
         M, nbits = int(m[1]), int(m[2] or 8)
         if dim % M:
             raise InputError(f"PQ{M} needs a dimension divisible by {M}, got {dim}: pick M among the divisors of {dim}")
+        if m[3] and nbits != 4:
+            raise InputError(f"{part}: fast-scan PQ works on 4-bit codes only: write PQ{M}x4fs")
         ksub = 2**nbits
         return math.ceil(M * nbits / 8), ksub * dim * 4, ksub, MIN_POINTS_PER_CELL * ksub
     if part in ("BFlat", "Binary"):
@@ -71,14 +73,14 @@ def _code_bytes(part: str, dim: int) -> tuple[float, int, int, int]:
         return dim // 8, 0, 0, 0
     raise InputError(
         f"the memory calculator does not know the storage {part!r}: "
-        "use Flat, SQ4/SQ6/SQ8/SQfp16, PQ<M>[x<bits>] or Binary"
+        "use Flat, SQ4/SQ6/SQ8/SQfp16, PQ<M>[x<bits>], PQ<M>x4fs or Binary"
     )
 
 
 def memory_estimate(factory: str, dim: int = 384, id_map: bool = True) -> MemoryEstimate:
     """Return the memory a faiss ``factory`` index of dimension ``dim`` needs (``id_map``: wrapped as VectorIndex does).
 
-    Knows Flat, SQ4/6/8/fp16, PQ<M>[x<bits>], IVF<n>,<storage>, HNSW<M>[,<storage>], OPQ<M>[_<d>] and
+    Knows Flat, SQ4/6/8/fp16, PQ<M>[x<bits>] and fast-scan PQ<M>x4fs, IVF<n>,<storage>, HNSW<M>[,<storage>], OPQ<M>[_<d>] and
     PCA<d> transforms, ``RFlat`` / ``Refine(<storage>)`` re-ranking stores, and ``Binary`` (1 bit per dimension).
     """
     if not isinstance(factory, str) or not factory.strip():
@@ -149,7 +151,7 @@ def check_training_size(factory: str, n_train: int, dim: int = 384) -> None:
     if n_train < est.min_train:
         need = []
         for part in re.split(r",(?![^(]*\))", factory):
-            if m := re.fullmatch(r"(?:O?PQ|HNSW\d+_PQ)(\d+)(?:x(\d+))?(?:_\d+)?", part.strip()):
+            if m := re.fullmatch(r"(?:O?PQ|HNSW\d+_PQ)(\d+)(?:x(\d+))?(?:fsr?)?(?:_\d+)?", part.strip()):
                 k = 2 ** int(m[2] or 8)
                 need.append(f"{part.strip()} trains {k} centroids per sub-quantizer")
             elif m := re.fullmatch(r"IVF(\d+)", part.strip()):

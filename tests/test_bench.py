@@ -131,3 +131,17 @@ def test_measure_codecs_rows(unit_vectors):
     assert by["Flat"]["bytes_per_vector"] > by["int8"]["bytes_per_vector"] > by["Binary"]["bytes_per_vector"]
     assert by["Binary"]["recall_at_10"] < by["Binary"]["recall_at_10_reranked"] <= 1.0
     assert all(0 < r["p50_ms"] <= r["p99_ms"] for r in rows) and all(r["ndcg_at_10"] is not None for r in rows)
+
+
+def test_measure_codecs_sweeps_ratios_on_one_build(unit_vectors, monkeypatch):
+    from searchkit import bench
+
+    builds = []
+    real = bench.build_index
+    monkeypatch.setattr(bench, "build_index", lambda f, *a, **kw: (builds.append(f), real(f, *a, **kw))[1])
+    xb, xq = unit_vectors(3000, 16, seed=0), unit_vectors(40, 16, seed=1)
+    rows = measure_codecs(["IVF16,PQ4"], xb, xq, ratio=[1, 4, 20], nprobe=4, max_train=3000, timing_queries=10)
+    assert builds == ["Flat", "IVF16,PQ4"]  # exact truth once, the compressed index once
+    assert [r["ratio"] for r in rows] == [1, 4, 20] and len({r["bytes_per_vector"] for r in rows}) == 1
+    recalls = [r["recall_at_10_reranked"] for r in rows]
+    assert recalls == sorted(recalls) and recalls[0] < recalls[-1]  # more candidates re-ranked: more found
