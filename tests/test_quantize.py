@@ -74,6 +74,17 @@ def test_calculator_matches_serialized_size(unit_vectors, factory, expected):
     assert large == pytest.approx(est.total(1200), rel=0.01, abs=600)  # plus codebooks, centroids, headers
 
 
+def test_calculator_knows_fast_scan_codes(unit_vectors):
+    xb = unit_vectors(1280, 32, seed=1)
+    est = memory_estimate("PQ8x4fs", 32)
+    assert est.per_vector == 4 + 8  # 8 codes of 4 bits, and the id
+    small, large = _sizes("PQ8x4fs", xb, xb[:640], (640, 1280))  # codes are packed in blocks of 32 vectors
+    assert (large - small) / 640 == pytest.approx(est.per_vector)
+    assert memory_estimate("IVF8,PQ8x4fs", 32).per_vector == 4 + 16
+    with pytest.raises(InputError, match="fast-scan PQ works on 4-bit codes only: write PQ8x4fs"):
+        memory_estimate("PQ8x8fs", 32)
+
+
 def test_calculator_hnsw_graph_is_close(unit_vectors):
     xb = unit_vectors(2000, 32, seed=3)
     est = memory_estimate("HNSW8", 32)
