@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from tools.course import (
     notebook_paths,
     relink,
     render_slides,
+    stated_minutes,
     tag_slides,
+    time_notebooks,
     write_exercises,
 )
 
@@ -27,6 +30,38 @@ def test_every_notebook_has_goals_summary_and_checked_exercises():
         assert len(solutions) >= 2, f"{path.name} needs at least two exercises with solution cells"
         for i in solutions:
             assert "check_" in nb.cells[i + 1].source, f"{path.name}: cell {i + 1} should check the solution above it"
+
+
+def test_stated_run_times_fit_the_course_budget():
+    """Headers state measured minutes (python tools/course.py time): 01-05 within 10 once cached, all within 15."""
+    minutes = {p.name[:2]: stated_minutes(nbformat.read(p, as_version=4)) for p in notebook_paths()}
+    assert all(cached <= first for first, cached in minutes.values()), minutes
+    assert sum(minutes[n][1] for n in ("01", "02", "03", "04", "05")) <= 10, minutes
+    assert sum(cached for _, cached in minutes.values()) <= 15, minutes
+
+
+def test_stated_minutes_read_the_header_and_refuse_a_missing_one():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("**Time to run:** 3.5 min the first time, 2 once cached")])
+    assert stated_minutes(nb) == (3.5, 2.0)
+    with pytest.raises(Exception, match="Time to run"):
+        stated_minutes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# no time here")]))
+
+
+def test_timing_runs_a_notebook_on_the_given_cache_and_restores_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEARCHKIT_QUICK", "1")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("**Time to run:** 0.5 min the first time, 0.2 once cached"),
+        nbformat.v4.new_code_cell("import os, pathlib\n"
+                                  "assert 'SEARCHKIT_QUICK' not in os.environ  # full size\n"
+                                  "pathlib.Path(os.environ['SEARCHKIT_CACHE'], 'vectors').write_bytes(bytes(2_000_000))"),
+    ])  # fmt: skip
+    nbformat.write(nb, tmp_path / "01_demo.ipynb")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    [row] = time_notebooks([tmp_path / "01_demo.ipynb"], cache)
+    assert row["notebook"] == "01_demo.ipynb" and row["cache_grew_mb"] == 2.0 and row["minutes"] > 0
+    assert (row["stated_first"], row["stated_cached"]) == (0.5, 0.2)  # filled the cache: compared with the first run
+    assert os.environ["SEARCHKIT_QUICK"] == "1" and os.environ.get("SEARCHKIT_CACHE") != str(cache)
 
 
 def test_learner_copies_empty_solutions_and_outputs(tmp_path):

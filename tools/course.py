@@ -2,7 +2,9 @@
 
 ``python tools/course.py exercises [DEST]`` writes the learner copies that ``make lab`` opens (default
 ``exercises/``), keeping every copy that already exists; ``slides [DEST]`` renders reveal.js decks (default
-``build/slides/``) with reveal.js copied beside them; ``tag`` gives new cells a slide type.
+``build/slides/``) with reveal.js copied beside them; ``tag`` gives new cells a slide type; ``time [NN ...]``
+runs the notebooks at full size, in order, and prints their minutes beside what each header states
+(``--cache DIR``: the cache to use, default a new empty one, i.e. a first run; run it twice for the cached figures).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import re
 import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,14 +139,87 @@ def tag_slides(nb) -> int:
     return n
 
 
+# "**Time to run:** 6 min the first time, 3 once cached" in each notebook's header
+_TIME = re.compile(r"\*\*Time to run:?\*\*:?\s*(?:about\s+)?([\d.]+) min(?:utes)? the first time, ([\d.]+) once cached")
+
+
+def stated_minutes(nb) -> tuple[float, float]:
+    """Return the (first run, cached) minutes that a notebook's header states."""
+    for cell in nb.cells[:3]:
+        m = _TIME.search(cell.source) if cell.cell_type == "markdown" else None
+        if m:
+            return float(m[1]), float(m[2])
+    raise InputError("no '**Time to run:** N min the first time, M once cached' line in the notebook's first cells: add one")
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+
+def time_notebooks(paths: list[Path], cache: Path, quick: bool = False) -> list[dict]:
+    """Execute ``paths`` in order with ``SEARCHKIT_CACHE=cache``; return minutes, cache growth and stated minutes."""
+    saved = {k: os.environ.get(k) for k in ("SEARCHKIT_CACHE", "SEARCHKIT_QUICK")}
+    os.environ["SEARCHKIT_CACHE"] = str(cache)  # the kernels inherit it
+    os.environ.pop("SEARCHKIT_QUICK", None)
+    if quick:
+        os.environ["SEARCHKIT_QUICK"] = "1"
+    try:
+        return [_time_one(path, cache) for path in paths]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _time_one(path: Path, cache: Path) -> dict:
+    """Execute one notebook; compare its minutes with what its header states (first run if it filled the cache)."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    try:
+        first, cached = stated_minutes(nb)
+    except InputError:  # a header without the line: measure anyway
+        first = cached = float("nan")
+    before = _folder_bytes(cache)
+    start = time.perf_counter()
+    client = nbclient.NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    minutes = (time.perf_counter() - start) / 60
+    grew = (_folder_bytes(cache) - before) / 1e6
+    stated = first if grew > 0 else cached  # a run that filled the cache is a first run
+    print(f"{path.name}: {minutes:.1f} min", flush=True)
+    return {
+        "notebook": path.name, "minutes": minutes, "cache_grew_mb": grew, "stated_first": first, "stated_cached": cached,
+        "within_50%": "yes" if abs(minutes - stated) <= 0.5 * stated else "NO",  # NO when none is stated
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python tools/course.py exercises|slides|tag [DEST]``."""
+    """``python tools/course.py exercises|slides|tag|time [DEST | NN ...]``."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python tools/course.py")
-    p.add_argument("action", choices=["exercises", "slides", "tag"])
-    p.add_argument("dest", nargs="?", default=None, help="output folder (default: exercises/ or build/slides/)")
+    p.add_argument("action", choices=["exercises", "slides", "tag", "time"])
+    p.add_argument("dest", nargs="*", default=[], help="output folder (default: exercises/ or build/slides/); for time: notebook numbers")
+    p.add_argument("--cache", type=Path, default=None, help="time: SEARCHKIT_CACHE for the run (default: a new empty folder)")
+    p.add_argument("--quick", action="store_true", help="time: run in quick mode (SEARCHKIT_QUICK=1, as the tests do)")
     args = p.parse_args(argv)
+    if args.action == "time":
+        from searchkit.report import format_table
+
+        paths = [p for p in notebook_paths() if not args.dest or p.name[:2] in {d.zfill(2) for d in args.dest}]
+        cache = args.cache or Path(tempfile.mkdtemp(prefix="searchkit-cache-"))
+        print(f"cache: {cache} ({_folder_bytes(cache) / 1e6:.0f} MB at the start)", flush=True)
+        rows = time_notebooks(paths, cache, quick=args.quick)
+        print(format_table(rows, digits=1))
+        print(f"total {sum(r['minutes'] for r in rows):.1f} min")
+        return 0
+    if len(args.dest) > 1:
+        p.error(f"{args.action} takes one output folder, got {len(args.dest)}: {args.dest}")
+    args.dest = args.dest[0] if args.dest else None
     if args.action == "tag":
         import nbformat
 
