@@ -239,16 +239,30 @@ class Reranked:
     def __repr__(self) -> str:
         return f"Reranked({self.index.factory!r}, ratio={self.ratio})"
 
+    @property
+    def factory(self) -> str:
+        """The compressed index's factory string and the re-ranking, e.g. ``'IVF4096,PQ48x4fs, re-ranked x10'``."""
+        return f"{self.index.factory}, re-ranked x{self.ratio}"
+
     def search(self, xq: np.ndarray, k: int = 10, params: faiss.SearchParameters | None = None) -> SearchResult:
         """Fetch ``k * ratio`` candidates per query row of ``xq``, re-score them exactly, return the best ``k``."""
+        D, I = self._search(xq, k, params)
+        return _result(D, I, self.index.ids)
+
+    def search_raw(
+        self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(D, I)`` like :meth:`VectorIndex.search_raw` (row numbers as labels): for benchmarks."""
+        return self._search(xq, k, self.index.search_params(nprobe, ef_search))
+
+    def _search(self, xq: np.ndarray, k: int, params: faiss.SearchParameters | None) -> tuple[np.ndarray, np.ndarray]:
         check_positive_int("k", k)
         xq = as_matrix(xq, self.index.dim, name="queries")
         if len(self.index) == 0:
             raise SearchIndexError("index is empty: add vectors before searching")
         fetch = min(int(k) * self.ratio, len(self.index))
         _, I = self.index.index.search(xq, fetch, params=params)
-        D, I = _exact_top_k(xq, I, self.originals, int(k))
-        return _result(D, I, self.index.ids)
+        return _exact_top_k(xq, I, self.originals, int(k))
 
 
 def _result(D: np.ndarray, I: np.ndarray, ids: Sequence[str | None]) -> SearchResult:

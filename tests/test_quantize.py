@@ -154,6 +154,17 @@ def test_reranking_recovers_exact_results(unit_vectors):
     assert recall(Reranked(pq, xb, ratio=10).search(xq, 10)) > recall(plain)
 
 
+def test_reranked_ivf_fast_scan_raw_search_takes_nprobe(unit_vectors):
+    """What benchmarks/ann.py times: raw labels (row numbers), per-call nprobe, the factory and ratio named."""
+    xb, xq = unit_vectors(3000, 32, seed=6), unit_vectors(20, 32, seed=7)
+    exact = build_index("Flat", xb).search_raw(xq, 10)[1]
+    rr = Reranked(build_index("IVF16,PQ8x4fs", xb), xb, ratio=300)
+    assert rr.factory == "IVF16,PQ8x4fs, re-ranked x300"
+    D, I = rr.search_raw(xq, 10, nprobe=16)  # every cell, every vector a candidate: exact
+    assert (I == exact).all() and (np.diff(D, axis=1) <= 0).all()
+    assert rr.search_raw(xq, 10, nprobe=1)[1].tolist() != I.tolist()  # one cell finds less
+
+
 def test_reranked_checks_originals(unit_vectors):
     index = build_index("Flat", unit_vectors(100, 32))
     with pytest.raises(InputError, match="originals have 50 rows but the index holds 100"):
