@@ -263,3 +263,65 @@ def test_build_shards_command_and_app_on_shards(ray_cluster, tmp_path):
             assert c.post("/search", json=body).json()["results"] == whole["results"]
     finally:
         engine.index.close()
+
+
+def test_serve_command_on_shards_owns_its_cluster_or_borrows_one(ray_cluster, tmp_path):
+    """`serve --index DIR` as users run it: its own local cluster, stopped with it; `--ray ADDRESS` leaves the cluster up."""
+    import subprocess
+    import sys
+
+    import httpx
+    import psutil
+
+    from searchkit.cli import main
+    from searchkit.server import free_port
+
+    out = tmp_path / "idx"
+    assert main(["build", "--corpus", "pydocs", "--shards", "2", "--out", str(out), "--backend", "torch"]) == 0
+
+    def serve(*extra: str) -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        cmd = [sys.executable, "-m", "searchkit", "serve", "--corpus", "pydocs", "--index", str(out), "--backend", "torch",
+               "--port", str(port), *extra]  # fmt: skip
+        log = tmp_path / f"serve-{port}.log"
+        with log.open("w") as f:
+            proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            with contextlib.suppress(httpx.TransportError):
+                return httpx.get(f"{url}/health", timeout=5).json().get("status") == "ready"
+            return False
+
+        wait_until(ready, "serve --index to answer /health", limit_s=300)
+        return proc, url
+
+    def stop(proc: subprocess.Popen) -> int:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        try:
+            return proc.wait(120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+    proc, url = serve()  # a local cluster of its own
+    try:
+        tree = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        h = httpx.get(f"{url}/health").json()
+        assert [(s["id"], s["state"]) for s in h["shards"]] == [(0, "up"), (1, "up")] and len({s["node"] for s in h["shards"]}) == 1, h
+        hit = httpx.post(f"{url}/search", json={"query": "delete a folder and everything inside it", "top_k": 3}).json()
+        assert hit["results"][0]["id"] == "shutil.rmtree" and "partial" not in hit
+    finally:
+        assert stop(proc) == 0
+    assert tree, "the command started no Ray processes of its own"
+    wait_until(lambda: not [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"],
+               "the command's Ray processes to end")  # fmt: skip
+
+    cluster_pids = list(ray_cluster.pids)
+    proc, url = serve("--ray", ray_cluster.address)  # borrows the running cluster
+    try:
+        assert httpx.get(f"{url}/health").json()["status"] == "ready"
+    finally:
+        assert stop(proc) == 0
+    assert all(psutil.pid_exists(p) for p in cluster_pids) and ray_cluster.pids == cluster_pids  # still up, untouched
