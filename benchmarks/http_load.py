@@ -22,6 +22,7 @@ p99_ms, rps, errors, backend (plus snippet, bytes).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
