@@ -291,6 +291,9 @@ class _Service:
         if self.engine is None:
             raise NotReadyError(self.error or "the index is still loading: retry in a few seconds")
         settings = replace(self.engine.defaults, mode=mode, fusion=fusion or self.engine.defaults.fusion)  # type: ignore[arg-type]
+        from .server import use_compute_threads  # (server.py imports this module)
+
+        use_compute_threads()  # requests run in worker threads: give this one the process's faiss thread count
         return self.engine.search_timed(queries, top_k, prefix=prefix, settings=settings)
 
     def health(self, cache_stats: dict, shards: list[dict] | None = None) -> tuple[Health, int]:

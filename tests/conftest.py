@@ -87,11 +87,14 @@ def one_compute_thread():
 
     from searchkit.server import set_compute_threads
 
-    before = torch.get_num_threads(), faiss.omp_get_max_threads()
+    from searchkit import server
+
+    before = torch.get_num_threads(), faiss.omp_get_max_threads(), server._threads
     set_compute_threads(1)
     yield
     torch.set_num_threads(before[0])
     faiss.omp_set_num_threads(before[1])
+    server._threads = before[2]
 
 
 @pytest.fixture(scope="session")
