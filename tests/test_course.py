@@ -32,6 +32,17 @@ def test_every_notebook_has_goals_summary_and_checked_exercises():
             assert "check_" in nb.cells[i + 1].source, f"{path.name}: cell {i + 1} should check the solution above it"
 
 
+def test_nbval_markers_stand_alone_on_their_line():
+    """nbval honours `# NBVAL_IGNORE_OUTPUT` only as the whole comment: trailing words silently turn it off."""
+    from nbval.plugin import comment_markers
+
+    for path in notebook_paths():
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            for line in cell.source.splitlines() if cell.cell_type == "code" else []:
+                if line.strip().startswith("#") and "NBVAL" in line:
+                    assert line.strip().lstrip("#").strip() in comment_markers, f"{path.name} cell {i}: {line.strip()!r}"
+
+
 def test_stated_run_times_fit_the_course_budget():
     """Headers state measured minutes (python tools/course.py time): 01-05 within 10 once cached, all within 15."""
     minutes = {p.name[:2]: stated_minutes(nbformat.read(p, as_version=4)) for p in notebook_paths()}
