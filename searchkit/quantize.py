@@ -494,9 +494,13 @@ def plot_recall_vs_memory(rows: Sequence[dict], title: str = "Recall@10 against 
     b = [r["bytes_per_vector"] for r in rows]
     ax.scatter(b, [r["recall_at_10"] for r in rows], marker="o", facecolors="none", edgecolors="C0", label="plain")
     ax.scatter(b, [r["recall_at_10_reranked"] for r in rows], marker="o", color="C1", label="re-ranked")
+    placed: list[tuple[float, float]] = []
     for r in rows:
-        ax.annotate(r["index"].split(" (")[0], (r["bytes_per_vector"], r["recall_at_10_reranked"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        x, y = r["bytes_per_vector"], r["recall_at_10_reranked"]
+        near = any(abs(math.log10(x) - px) < 0.12 and abs(y - py) < 0.03 for px, py in placed)  # a label already there
+        ax.annotate(r["index"].split(" (")[0], (x, y), fontsize=7, xytext=(3, -10) if near else (3, 3),
+                    textcoords="offset points")  # fmt: skip
+        placed.append((math.log10(x), y))
     ax.set_xscale("log")
     ax.set_xlabel("bytes per vector (serialized index / n, log scale)")
     ax.set_ylabel("recall@10 vs exact search")
