@@ -116,7 +116,7 @@ def result_row(scenario: str, clients: int, res: dict, args: argparse.Namespace,
             "p99_ms": res["p99"], "rps": res["rps"], "errors": res["errors"], "backend": args.backend,
             "snippet": snippet, "bytes": res["bytes"], "requests": len(res["lat_ms"]),
             "cached_share": res["cached"] / max(1, len(res["lat_ms"])),
-            "app_p50_ms": res["server_p50"], "app_p99_ms": res["server_p99"], "batch_window_ms": args.window}  # fmt: skip
+            "app_p50_ms": res["server_p50"], "app_p99_ms": res["server_p99"]}  # fmt: skip
 
 
 def show(r: dict) -> str:
@@ -149,8 +149,8 @@ def goal_lines(rows: list[dict]) -> list[str]:
     return out
 
 
-def start_app(args: argparse.Namespace) -> tuple[subprocess.Popen, int, dict]:
-    """Start the app in a child process; return it, its port and its /health."""
+def start_app(args: argparse.Namespace, window: float) -> tuple[subprocess.Popen, int, dict]:
+    """Start the app (micro-batching ``window`` ms) in a child process; return it, its port and its /health."""
     import httpx
 
     from searchkit.server import free_port
@@ -158,7 +158,7 @@ def start_app(args: argparse.Namespace) -> tuple[subprocess.Popen, int, dict]:
     port = args.port or free_port()
     cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--n-docs", str(args.n_docs),
            "--factory", args.factory, "--nprobe", str(args.nprobe or 0), "--threads", str(args.threads),
-           "--backend", args.backend, "--batch-window-ms", str(args.window)]  # fmt: skip
+           "--backend", args.backend, "--batch-window-ms", str(window)]  # fmt: skip
     server = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     while True:
         if server.poll() is not None:
@@ -172,9 +172,9 @@ def start_app(args: argparse.Namespace) -> tuple[subprocess.Popen, int, dict]:
         time.sleep(0.5)
 
 
-def run_all(args: argparse.Namespace, pool: list[str]) -> list[dict]:
+def run_all(args: argparse.Namespace, pool: list[str], window: float) -> list[dict]:
     """Measure every scenario against one app process; return the rows."""
-    server, port, h = start_app(args)
+    server, port, h = start_app(args, window)
     used = 0
     rows = []
     try:
@@ -198,7 +198,7 @@ def run_all(args: argparse.Namespace, pool: list[str]) -> list[dict]:
     finally:
         server.terminate()
         server.wait(30)
-    return rows
+    return [{**r, "batch_window_ms": window} for r in rows]
 
 
 def main() -> None:
@@ -234,9 +234,9 @@ def main() -> None:
     n_levels = len(args.clients.split(",")) * (2 if args.snippet is not None else 1)
     pool = cold_queries((args.warmup + args.requests) * n_levels + 100)  # every app starts with an empty cache
     rows = []
-    for args.window in args.batch_window_ms:
-        print(f"| batch window {args.window:g} ms |")
-        rows += run_all(args, pool)
+    for window in args.batch_window_ms:
+        print(f"| batch window {window:g} ms |")
+        rows += run_all(args, pool, window)
     for window in args.batch_window_ms:
         print(f"\n# batch window {window:g} ms")
         for line in goal_lines([r for r in rows if r["batch_window_ms"] == window]):
