@@ -4,7 +4,7 @@
 
 The app runs in its own process (so the load generator does not share its GIL) over the Python docs padded
 with synthetic documents to N. Synthetic vectors are real document vectors plus noise (re-normalized), so
-the IVF cells are as uneven as real ones; only the 7,466 real documents are ever embedded. Each scenario
+the IVF cells are as uneven as real ones; only the 7,416 real documents are ever embedded. Each scenario
 sends a fixed number of requests from C client threads (keep-alive connections, one per thread) after a
 warm-up, and prints p50/p95/p99 latency (ms, measured by the client), requests/s and errors, plus the app's own
 p50/p99 (``timings_ms.total``: embedding + search inside the handler, without HTTP, JSON and queueing).
@@ -22,6 +22,7 @@ p99_ms, rps, errors, backend (plus snippet, bytes).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -54,7 +55,8 @@ def build_engine(n_docs: int, factory: str, nprobe: int | None, backend: str, se
     titles += [f"synthetic document {i}" for i in range(n_pad)]
     texts += ["A synthetic document that pads the corpus to the benchmark size."] * n_pad
     corpus = Corpus(ids, titles, texts)
-    saved = cache_dir() / "http_load" / f"{n_docs}-{factory.replace(',', '_')}-{backend}-{seed}"
+    real = hashlib.sha1(xb_real.tobytes()).hexdigest()[:8]  # a rebuilt corpus (new Python, new collector) rebuilds
+    saved = cache_dir() / "http_load" / f"{n_docs}-{factory.replace(',', '_')}-{backend}-{seed}-{real}"
     if (saved / "manifest.json").is_file():  # built by an earlier run: load it (checksums verified)
         index = VectorIndex.load(saved, model_id=embedder.model_id)
         index.nprobe = nprobe

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pkgutil
+import re
 import sys
 import warnings
 import zipfile
@@ -268,6 +269,7 @@ class _Named:
         return self.name
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _BY_NAME = {id(os.environ): _Named("os.environ"), id(os.environb): _Named("os.environb")}
 
 
@@ -277,7 +279,9 @@ def _signature(obj: object) -> str:
     except Exception:  # noqa: BLE001 - C functions without text signatures raise many kinds
         return ""
     params = [p.replace(default=_BY_NAME.get(id(p.default), p.default)) for p in sig.parameters.values()]
-    return str(sig.replace(parameters=params))
+    # Defaults such as ``<object object at 0x7f...>`` print this process's memory addresses, which differ on every
+    # run: the corpus (and every statistic over it) must be the same on every machine, so the address goes.
+    return _ADDRESS.sub("", str(sig.replace(parameters=params)))
 
 
 def _doc(obj: object) -> str:
@@ -395,7 +399,7 @@ def _read_corpus(path: Path) -> Corpus:
     return Corpus([r["_id"] for r in rows], [r["title"] or "" for r in rows], [r["text"] or "" for r in rows])
 
 
-PYDOCS_FORMAT = 2  # the cached corpus's name carries it: bump it when the collector changes what a document holds
+PYDOCS_FORMAT = 3  # the cached corpus's name carries it: bump it when the collector changes what a document holds
 
 
 def load_pydocs_corpus(refresh: bool = False) -> Corpus:

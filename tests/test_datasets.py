@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -118,4 +119,17 @@ def test_pydocs_holds_no_environment(pydocs):
     """os.environ as a default value is shown by name: the corpus is the same on every machine and leaks nothing."""
     signatures = [t for t in pydocs.corpus.titles if "environ=" in t]
     assert signatures and all("environ=os.environ" in t for t in signatures), signatures[:3]
+
+
+def test_pydocs_holds_no_memory_addresses(pydocs):
+    """Defaults like ``<object object at 0x7f...>`` lose their address: it differs on every run, and so would BM25's
+    statistics and every notebook output over the corpus."""
+    import re
+
+    from searchkit.datasets import _signature
+
+    assert "0x" not in _signature(shutil.copytree), _signature(shutil.copytree)
+    assert "copy_function=<function copy2>" in _signature(shutil.copytree)
+    addressed = [t for t in pydocs.corpus.titles if re.search(r" at 0x[0-9a-f]{9,}", t)]
+    assert not addressed, addressed[:3]
     assert not any("PATH" in t or "HOME" in t for t in pydocs.corpus.titles)
