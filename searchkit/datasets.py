@@ -13,6 +13,7 @@ import os
 import pkgutil
 import re
 import sys
+import sysconfig
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -271,6 +272,17 @@ class _Named:
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _BY_NAME = {id(os.environ): _Named("os.environ"), id(os.environb): _Named("os.environb")}
+# Defaults that are paths of this installation (the interpreter, the standard library) are shown by name too: the
+# corpus must not depend on where the project or the virtual environment was cloned.
+_PATHS = {sys.executable: _Named("sys.executable"), sysconfig.get_path("stdlib"): _Named("sysconfig.get_path('stdlib')")}
+
+
+def _shown(default: object) -> object:
+    """Return the default value to print in a signature: machine-specific values by name."""
+    named = _BY_NAME.get(id(default))
+    if named is None and isinstance(default, str):
+        named = _PATHS.get(default)
+    return default if named is None else named
 
 
 def _signature(obj: object) -> str:
@@ -278,7 +290,7 @@ def _signature(obj: object) -> str:
         sig = inspect.signature(obj)  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - C functions without text signatures raise many kinds
         return ""
-    params = [p.replace(default=_BY_NAME.get(id(p.default), p.default)) for p in sig.parameters.values()]
+    params = [p.replace(default=_shown(p.default)) for p in sig.parameters.values()]
     # Defaults such as ``<object object at 0x7f...>`` print this process's memory addresses, which differ on every
     # run: the corpus (and every statistic over it) must be the same on every machine, so the address goes.
     return _ADDRESS.sub("", str(sig.replace(parameters=params)))
@@ -399,7 +411,7 @@ def _read_corpus(path: Path) -> Corpus:
     return Corpus([r["_id"] for r in rows], [r["title"] or "" for r in rows], [r["text"] or "" for r in rows])
 
 
-PYDOCS_FORMAT = 3  # the cached corpus's name carries it: bump it when the collector changes what a document holds
+PYDOCS_FORMAT = 4  # the cached corpus's name carries it: bump it when the collector changes what a document holds
 
 
 def load_pydocs_corpus(refresh: bool = False) -> Corpus:

@@ -121,6 +121,18 @@ def test_pydocs_holds_no_environment(pydocs):
     assert signatures and all("environ=os.environ" in t for t in signatures), signatures[:3]
 
 
+def test_pydocs_does_not_depend_on_where_python_or_the_project_lives(pydocs):
+    """Defaults such as ``executable=sys.executable`` are shown by name: a clone elsewhere gets the same corpus."""
+    import sys
+    import sysconfig
+
+    texts = pydocs.corpus.titles + pydocs.corpus.texts
+    for path in (sys.executable, sysconfig.get_path("stdlib"), str(Path(__file__).resolve().parents[1])):
+        leaks = [t for t in texts if path in t]
+        assert not leaks, (path, leaks[:2])
+    assert any(t.startswith("platform.architecture(executable=sys.executable,") for t in pydocs.corpus.titles)
+
+
 def test_pydocs_holds_no_memory_addresses(pydocs):
     """Defaults like ``<object object at 0x7f...>`` lose their address: it differs on every run, and so would BM25's
     statistics and every notebook output over the corpus."""
