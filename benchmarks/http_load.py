@@ -8,7 +8,9 @@ the IVF cells are as uneven as real ones; only the 7,416 real documents are ever
 sends a fixed number of requests from C client threads (keep-alive connections, one per thread) after a
 warm-up, and prints p50/p95/p99 latency (ms, measured by the client), requests/s and errors, plus the app's own
 p50/p99 (``timings_ms.total``: embedding + search inside the handler, without HTTP, JSON and queueing).
-Cold queries are all distinct (every one needs the encoder); cached ones repeat 50 pre-warmed queries.
+Cold queries are all distinct (every one needs the encoder); cached ones repeat 50 pre-warmed queries, which
+the app's result cache answers whole (``--result-cache 0`` turns it off: cached rows then reuse only the query
+vectors and still search the index; ``--result-cache 0 1000`` measures both, one app each).
 
     python benchmarks/http_load.py --n-docs 500000 --backend onnx-int8 --json http.json
     python benchmarks/http_load.py --n-docs 50000 --snippet 0   # and clients that ask for no text
@@ -86,7 +88,7 @@ def serve(args: argparse.Namespace) -> None:
     set_compute_threads(args.threads)  # before the encoder loads: onnxruntime fixes its threads at start
     engine = build_engine(args.n_docs, args.factory, args.nprobe, args.backend)
     print(f"built {engine!r} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    app = create_app(engine, batch_window_ms=args.batch_window_ms[0])
+    app = create_app(engine, batch_window_ms=args.batch_window_ms[0], result_cache_size=args.result_cache[0])
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
@@ -151,8 +153,9 @@ def goal_lines(rows: list[dict]) -> list[str]:
     return out
 
 
-def start_app(args: argparse.Namespace, window: float) -> tuple[subprocess.Popen, int, dict]:
-    """Start the app (micro-batching ``window`` ms) in a child process; return it, its port and its /health."""
+def start_app(args: argparse.Namespace, window: float, results: int) -> tuple[subprocess.Popen, int, dict]:
+    """Start the app (micro-batching ``window`` ms, ``results`` answers in its result cache) in a child process;
+    return it, its port and its /health."""
     import httpx
 
     from searchkit.server import free_port
@@ -160,7 +163,7 @@ def start_app(args: argparse.Namespace, window: float) -> tuple[subprocess.Popen
     port = args.port or free_port()
     cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--n-docs", str(args.n_docs),
            "--factory", args.factory, "--nprobe", str(args.nprobe or 0), "--threads", str(args.threads),
-           "--backend", args.backend, "--batch-window-ms", str(window)]  # fmt: skip
+           "--backend", args.backend, "--batch-window-ms", str(window), "--result-cache", str(results)]  # fmt: skip
     server = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     while True:
         if server.poll() is not None:
@@ -174,15 +177,15 @@ def start_app(args: argparse.Namespace, window: float) -> tuple[subprocess.Popen
         time.sleep(0.5)
 
 
-def run_all(args: argparse.Namespace, pool: list[str], window: float) -> list[dict]:
+def run_all(args: argparse.Namespace, pool: list[str], window: float, results: int) -> list[dict]:
     """Measure every scenario against one app process; return the rows."""
-    server, port, h = start_app(args, window)
+    server, port, h = start_app(args, window, results)
     used = 0
     rows = []
     try:
         print(f"# app: {h['documents']:,} documents, index {h['index']['factory']} (nprobe {args.nprobe}), model "
               f"{h['model']}, encoder backend {h['backend']['query']}, cache "
-              f"{h['cache']['backend']}", flush=True)  # fmt: skip
+              f"{h['cache']['backend']}, result cache {results} answers", flush=True)  # fmt: skip
         hot = [f"hot query {i}: how do I read a file line by line" for i in range(50)]
         load(port, hot, 1, args.top_k)  # put the hot queries in the cache
         for clients in [int(c) for c in args.clients.split(",")]:
@@ -200,10 +203,11 @@ def run_all(args: argparse.Namespace, pool: list[str], window: float) -> list[di
     finally:
         server.terminate()
         server.wait(30)
-    return [{**r, "batch_window_ms": window} for r in rows]
+    return [{**r, "batch_window_ms": window, "result_cache": results} for r in rows]
 
 
 def main() -> None:
+    from searchkit.cache import DEFAULT_RESULTS
     from searchkit.models import BACKENDS, DEFAULT_BACKEND
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -220,6 +224,9 @@ def main() -> None:
     p.add_argument("--snippet", type=int, default=None, help="also measure clients asking for N characters of text per hit")
     p.add_argument("--batch-window-ms", type=float, nargs="+", default=[0.0],
                    help="micro-batching: ms an uncached query waits for others to share its encoder call (several: a sweep, one app each)")
+    p.add_argument("--result-cache", type=int, nargs="+", default=[DEFAULT_RESULTS],
+                   help=f"answers the app's result cache keeps (default {DEFAULT_RESULTS}; 0: off, cached rows then "
+                        "reuse only query vectors; several: one app each)")
     p.add_argument("--json", help="write one row per scenario to this JSON file")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -236,12 +243,13 @@ def main() -> None:
     n_levels = len(args.clients.split(",")) * (2 if args.snippet is not None else 1)
     pool = cold_queries((args.warmup + args.requests) * n_levels + 100)  # every app starts with an empty cache
     rows = []
-    for window in args.batch_window_ms:
-        print(f"| batch window {window:g} ms |")
-        rows += run_all(args, pool, window)
-    for window in args.batch_window_ms:
-        print(f"\n# batch window {window:g} ms")
-        for line in goal_lines([r for r in rows if r["batch_window_ms"] == window]):
+    apps = [(w, n) for w in args.batch_window_ms for n in args.result_cache]
+    for window, results in apps:
+        print(f"| batch window {window:g} ms, result cache {results} |")
+        rows += run_all(args, pool, window, results)
+    for window, results in apps:
+        print(f"\n# batch window {window:g} ms, result cache {results}")
+        for line in goal_lines([r for r in rows if (r["batch_window_ms"], r["result_cache"]) == (window, results)]):
             print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from .batching import BatchingEmbedder
-from .cache import QueryCache, RedisCache, make_cache
+from .cache import DEFAULT_RESULTS, QueryCache, RedisCache, ResultCache, make_cache
 from .engine import MODES, EngineResult, Hit, SearchEngine
 from .errors import InputError, NotReadyError, SearchkitError
 from .experiment_routes import _SESSION_DOC, add_experiment_routes, experiment_search
@@ -202,6 +202,8 @@ class SearchResponse(BaseModel):
     results: list[HitOut]
     timings_ms: Timings
     cached: bool = Field(description="true when the query vector came from the cache (no encoder call)")
+    result_cached: bool = Field(False, description="true when the whole answer came from the result cache "
+                                "(a repeated query: no encoder call and no index search)")
     impression_id: str | None = Field(None, description="only while an experiment runs: send it with POST /click")
     partial: bool | None = Field(None, description="present and true when some shards of the index did not answer")
     failed_shards: list[int] | None = Field(None, description="the shards that did not answer (with partial)")
@@ -214,6 +216,7 @@ class BatchResponse(BaseModel):
     results: list[list[HitOut]]
     timings_ms: Timings
     cached: list[bool]
+    result_cached: bool = Field(False, description="true when every answer came from the result cache")
     partial: bool | None = Field(None, description="present and true when some shards of the index did not answer")
     failed_shards: list[int] | None = Field(None, description="the shards that did not answer (with partial)")
 
@@ -256,8 +259,8 @@ def _hit(h: Hit, snippet: int | None = None) -> dict:
 class _Service:
     """What the routes share: the engine once loaded (with cache and micro-batching attached) and its status."""
 
-    def __init__(self, cache: QueryCache, micro_batch: bool, batch_window_ms: float = 0.0) -> None:
-        self.cache, self.micro_batch, self.batch_window_ms = cache, micro_batch, batch_window_ms
+    def __init__(self, cache: QueryCache, results: ResultCache, micro_batch: bool, batch_window_ms: float = 0.0) -> None:
+        self.cache, self.results, self.micro_batch, self.batch_window_ms = cache, results, micro_batch, batch_window_ms
         self.engine: SearchEngine | None = None
         self.batcher: BatchingEmbedder | None = None
         self.status = "loading"
@@ -269,7 +272,7 @@ class _Service:
         if self.micro_batch:
             self.batcher = BatchingEmbedder(eng.embedder, window_ms=self.batch_window_ms)
             eng.embedder = self.batcher
-        eng.cache = self.cache
+        eng.cache, eng.results = self.cache, self.results
         self.engine, self.status = eng, "ready"
 
     def load(self, loader: Callable[[], SearchEngine]) -> None:
@@ -322,6 +325,7 @@ def create_app(
     *,
     loader: Callable[[], SearchEngine] | None = None,
     cache: QueryCache | None = None,
+    result_cache_size: int = DEFAULT_RESULTS,
     micro_batch: bool = True,
     batch_window_ms: float = 0.0,
     max_body_bytes: int = MAX_BODY_BYTES,
@@ -332,12 +336,14 @@ def create_app(
 
     ``cache`` defaults to :func:`searchkit.cache.make_cache` (LRU, or Redis when ``SEARCHKIT_REDIS_URL`` is
     set). The caller's engine is not modified: the app works on a shallow copy with the cache attached.
+    ``result_cache_size`` answers of repeated queries are kept whole (:class:`searchkit.cache.ResultCache`; 0: off).
     With an ``experiment``, ``/search`` answers from its arms and records impressions; ``/click`` records clicks.
     ``cors_origins`` (e.g. ``["http://localhost:3000"]``) lets pages from those origins call the API; none by default.
     """
     if engine is None and loader is None:
         raise InputError("create_app needs an engine or a loader: pass SearchEngine.build(corpus) or a function")
-    service = _Service(cache if cache is not None else make_cache(), micro_batch, batch_window_ms)
+    results = ResultCache(result_cache_size)
+    service = _Service(cache if cache is not None else make_cache(), results, micro_batch, batch_window_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -402,7 +408,8 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
         res = service.search([req.query], req.top_k, req.mode, req.prefix)
         return JSONResponse({
             "query": req.query, "mode": req.mode, "results": [_hit(h, req.snippet) for h in res.hits[0]],
-            "timings_ms": res.timings.as_dict(), "cached": bool(res.cached[0]), **_partial(res),
+            "timings_ms": res.timings.as_dict(), "cached": bool(res.cached[0]), "result_cached": res.result_cached,
+            **_partial(res),
         })  # fmt: skip  (built directly: the response model documents it, re-validating it costs time)
 
     @app.get("/search", response_model=SearchResponse, responses=err, summary="Search from a browser or curl")
@@ -424,7 +431,8 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
         res = service.search(req.queries, req.top_k, req.mode, req.prefix)
         return JSONResponse({
             "mode": req.mode, "results": [[_hit(h, req.snippet) for h in row] for row in res.hits],
-            "timings_ms": res.timings.as_dict(), "cached": [bool(c) for c in res.cached], **_partial(res),
+            "timings_ms": res.timings.as_dict(), "cached": [bool(c) for c in res.cached],
+            "result_cached": res.result_cached, **_partial(res),
         })  # fmt: skip
 
 
@@ -459,6 +467,7 @@ def _add_health_route(app: FastAPI, service: _Service) -> None:
         # Only Redis stats may touch the network (a ping, 50 ms timeout): they go to a thread of their own.
         cache = service.cache
         stats = await asyncio.to_thread(cache.stats) if isinstance(cache, RedisCache) else cache.stats()
+        stats = {**stats, "results": service.results.stats()}
         index = getattr(service.engine, "index", None)
         shards = await asyncio.to_thread(index.health) if hasattr(index, "health") else None  # asks each shard actor
         body, status = service.health(stats, shards)

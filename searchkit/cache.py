@@ -1,8 +1,13 @@
-"""Query-embedding caches: a bounded in-process LRU, or Redis (``SEARCHKIT_REDIS_URL``) that fails open.
+"""The app's two caches: query embeddings (in-process LRU, or Redis that fails open) and whole results.
 
 A repeated query skips the encoder: its vector is looked up under a key made of the model id and the
 normalized query text. Values are raw little-endian float32 bytes (never pickle), checked for length and
-finiteness on the way back, so a damaged or foreign value is a miss, not a crash.
+finiteness on the way back, so a damaged or foreign value is a miss, not a crash. Vectors stay valid while the
+index changes and can be shared by every server through Redis.
+
+A :class:`ResultCache` (in process) keeps whole answers: a query repeated with the same settings skips the
+encoder *and* the index search. Its keys include the index's state (see ``SearchEngine.result_key``), so adding,
+removing or re-tuning invalidates them, the way a search server's query-result cache is dropped on commit.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .validation import check_positive_int
 
 KEY_PREFIX = "searchkit:qvec:v1"
 DEFAULT_SIZE = 10_000  # vectors kept by the LRU (384 floats each: about 15 MiB)
+DEFAULT_RESULTS = 1_000  # answers kept by the result cache (ids, scores and references to the corpus's text)
 DEFAULT_TTL_S = 7 * 24 * 3600  # Redis keys expire after a week
 DEFAULT_TIMEOUT_S = 0.05  # Redis connect and read timeout
 DEFAULT_RETRY_S = 1.0  # after a Redis failure, skip Redis this long before trying again
@@ -288,3 +294,53 @@ def make_cache(url: str | None = None, maxsize: int | None = None) -> QueryCache
         except ValueError:
             raise InputError(f"SEARCHKIT_CACHE_SIZE={raw!r} is not an integer: set a number of entries, e.g. 10000") from None
     return LRUCache(maxsize)
+
+
+class ResultCache:
+    """A bounded in-process LRU of whole answers: ``key -> list of hits`` (keys from ``SearchEngine.result_key``).
+
+    ``maxsize`` 0 turns it off. Only complete answers are stored (never a sharded index's partial one).
+    """
+
+    def __init__(self, maxsize: int = DEFAULT_RESULTS):
+        check_positive_int("result cache size", maxsize, minimum=0, hint="0 turns the result cache off")
+        self.maxsize = maxsize
+        self._data: OrderedDict[tuple, list] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: tuple) -> list | None:
+        """Return a copy of the hits stored under ``key``, or None."""
+        with self._lock:
+            hits = self._data.get(key)
+            if hits is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+        return list(hits)
+
+    def put(self, key: tuple, hits: list) -> None:
+        """Store ``hits`` under ``key``, evicting the least recently used answer when full."""
+        if self.maxsize == 0:
+            return
+        with self._lock:
+            self._data[key] = list(hits)
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every answer and the counters."""
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
+
+    def stats(self) -> dict:
+        """Return size, maxsize, hits, misses and hit rate (for ``/health``)."""
+        total = self.hits + self.misses
+        return {"size": len(self._data), "maxsize": self.maxsize, "hits": self.hits, "misses": self.misses,
+                "hit_rate": round(self.hits / total, 4) if total else 0.0}  # fmt: skip

@@ -120,10 +120,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .engine import load_engine
     from .server import CONNECTION_LIMITS, set_compute_threads
-
     from .shards import is_sharded
+    from .validation import check_positive_int
 
     experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
+    check_positive_int("--result-cache", args.result_cache, minimum=0, hint="answers kept; 0 turns the result cache off")
     ray_cluster = None
     if args.index is not None and is_sharded(args.index):  # shards live on Ray: a local cluster, or --ray ADDRESS
         from .cluster import start_or_connect
@@ -142,7 +143,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"queries embedded with {args.backend}{note})", flush=True)  # fmt: skip
         if experiment is not None:
             print(f"experiment: {experiment.design} {experiment.salt}, events in {args.events}", flush=True)
-        app = create_app(engine, experiment=experiment, cors_origins=args.cors_origin or ())
+        app = create_app(engine, experiment=experiment, cors_origins=args.cors_origin or (),
+                         result_cache_size=args.result_cache)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **CONNECTION_LIMITS)
     finally:
         if ray_cluster is not None:
@@ -200,6 +202,8 @@ def _file_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m searchkit``."""
+    from .cache import DEFAULT_RESULTS
+
     p = argparse.ArgumentParser(prog="python -m searchkit", description="Semantic search over a corpus.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("search", help="search a corpus from the command line")
@@ -234,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="let pages from ORIGIN (e.g. http://localhost:3000) call the API; repeat for more (default: none)")
     v.add_argument("--threads", type=int, default=1, help="torch/faiss threads per call (default: 1)")
+    v.add_argument("--result-cache", type=int, default=DEFAULT_RESULTS, metavar="N",
+                   help=f"answers of repeated queries kept whole (default: {DEFAULT_RESULTS}; 0: off)")
     _file_options(v)
     v.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="sharded index: use the Ray cluster at HOST:PORT ('auto': the one on this machine) "

@@ -26,7 +26,7 @@ from .tuning import apply_fusion, fusion_for
 from .validation import check_positive_int, check_queries, normalize_query
 
 if TYPE_CHECKING:
-    from .cache import QueryCache
+    from .cache import QueryCache, ResultCache
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -95,6 +95,7 @@ class EngineResult:
     cached: list[bool]
     partial: bool = False
     failed_shards: tuple[int, ...] = field(default=())
+    result_cached: bool = False  # every answer came from the result cache: no encoder call, no index search
 
 
 class SearchEngine:
@@ -112,6 +113,7 @@ class SearchEngine:
         self.corpus, self.embedder, self.index, self.bm25 = corpus, embedder, index, bm25
         self.passages = passages  # long documents split for the encoder (the index holds passages); None: one vector each
         self.cache: QueryCache | None = None  # query-embedding cache (searchkit.cache), set by the app
+        self.results: ResultCache | None = None  # whole answers of repeated queries (searchkit.cache), set by the app
         self.defaults = SearchSettings()  # what a call without settings uses (load_engine: the corpus's tuned fusion)
 
     @classmethod
@@ -186,15 +188,35 @@ class SearchEngine:
         check_positive_int("k", k)
         if s.mode != "dense" and self.bm25 is None:
             raise InputError(_NO_BM25[s.mode])
+        keys = [self.result_key(q, k, s, prefix) for q in queries] if self.results is not None else []
+        if keys:
+            found = [self.results.get(key) for key in keys]  # type: ignore[union-attr]
+            if all(h is not None for h in found):
+                total = (time.perf_counter() - t0) * 1000
+                return EngineResult(found, StageTimings(0.0, total, total), [True] * len(queries), result_cached=True)  # type: ignore[arg-type]
         cached, embed_ms, failed = [False] * len(queries), 0.0, []
         if s.mode == "bm25":
             hits = [self._hits(self.bm25.search(q, k, mask=self._mask(prefix))) for q in queries]  # type: ignore[union-attr]
         else:
             xq, cached, embed_ms = self.encode_queries(queries)
             hits = self._dense(xq, k, s, prefix, failed) if s.mode == "dense" else self._hybrid(queries, xq, k, s, prefix, failed)
+        if keys and not failed:  # a partial answer (a shard down) is never kept
+            for key, row in zip(keys, hits):
+                self.results.put(key, row)  # type: ignore[union-attr]
         total = (time.perf_counter() - t0) * 1000
         timings = StageTimings(embed_ms, max(total - embed_ms, 0.0), total)
         return EngineResult(hits, timings, cached, partial=bool(failed), failed_shards=tuple(sorted(set(failed))))
+
+    def result_key(self, query: str, k: int, settings: SearchSettings, prefix: str | None) -> tuple:
+        """Return the result cache's key for one query: the query and everything its answer depends on.
+
+        The index's ``version`` (a number no other index state in the process has: every add, remove, update,
+        train and load makes a new one) and its own ``nprobe``/``ef_search`` are part of it, so a changed index
+        never answers from the cache.
+        """
+        index = self.index
+        state = (getattr(index, "version", id(index)), getattr(index, "nprobe", None), getattr(index, "ef_search", None))
+        return (query, k, settings, prefix, self.embedder.cache_id, *state, id(self.bm25), id(self.corpus))
 
     def encode_queries(self, queries: list[str]) -> tuple[np.ndarray, list[bool], float]:
         """Embed ``queries`` reusing ``self.cache``; return ``(n, dim)`` float32, cache flags, and ms spent."""

@@ -64,7 +64,8 @@ def experiment_search(experiment: Experiment, search: Callable[..., EngineResult
     response = JSONResponse({
         "query": req.query, "mode": "experiment", "results": [to_json(h) for h in hits],
         "timings_ms": StageTimings(embed, total - embed, total).as_dict(),
-        "cached": all(a.cached[0] for a in answers), "impression_id": impression_id,
+        "cached": all(a.cached[0] for a in answers),
+        "result_cached": all(a.result_cached for a in answers), "impression_id": impression_id,
     })  # fmt: skip
     if given is None:  # a year, same-site, unreadable by scripts
         response.set_cookie(SESSION_COOKIE, session, max_age=365 * 86400, httponly=True, samesite="lax")

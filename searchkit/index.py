@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from .validation import (
 
 Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or Euclidean distance
 _METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
+VERSIONS = itertools.count(1)  # every state of every index in this process gets a number no other state has
 
 
 @dataclass
@@ -111,6 +113,7 @@ class VectorIndex:
         self.read_only = False
         disable_polysemous(base)
         self.sources = None  # incremental-build state, set by load()
+        self.version = next(VERSIONS)  # new on every change to the vectors (add, remove, update, train): caches compare it
         self.index = faiss.IndexIDMap2(base)
         self.ids: list[str | None] = []  # faiss label -> document id (None once deleted)
         self._label: dict[str, int] = {}
@@ -205,6 +208,7 @@ class VectorIndex:
             raise InputError(
                 f"training {self.factory!r} on {len(xb)} vectors failed ({last}): give more training vectors"
             ) from None
+        self.version = next(VERSIONS)
 
     def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
         """Add vectors ``xb`` (shape ``(n, dim)``) under document ids ``ids``."""
@@ -222,6 +226,7 @@ class VectorIndex:
         self.index.add_with_ids(xb, labels)
         self.ids.extend(ids)
         self._label.update(zip(ids, range(start, start + len(ids))))
+        self.version = next(VERSIONS)
 
     def remove(self, ids: Iterable[str], rebuild: bool = False) -> int:
         """Delete documents ``ids``; return how many were removed.
@@ -249,6 +254,7 @@ class VectorIndex:
             _remove_in_place(self.index, labels)
         for i in ids:
             self.ids[self._label.pop(i)] = None
+        self.version = next(VERSIONS)
         return len(labels)
 
     def update(self, ids: Sequence[str], xb: np.ndarray, rebuild: bool = False) -> None:
@@ -437,7 +443,9 @@ class VectorIndex:
         cls, folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False
     ) -> VectorIndex:
         """Load an index saved by :meth:`save`, verifying checksums and (if given) the model and dimension."""
-        return load_index(cls, folder, model_id, dim, mmap)
+        index = load_index(cls, folder, model_id, dim, mmap)
+        index.version = next(VERSIONS)
+        return index
 
 
 def _can_remove(index: faiss.IndexIDMap2) -> bool:

@@ -47,6 +47,28 @@ def test_post_search_returns_results_timings_and_cache_flag(client):
     assert r2.json()["cached"] is True and r2.json()["results"] == out["results"]
 
 
+def test_a_repeated_query_is_answered_from_the_result_cache(small_engine):
+    with TestClient(create_app(small_engine, cache=LRUCache(10))) as c:
+        body = {"query": "copy a file to another folder", "top_k": 3}
+        first = c.post("/search", json=body).json()
+        again = c.post("/search", json={**body, "query": " copy a file  to another folder"}).json()
+        assert (first["cached"], first["result_cached"]) == (False, False)
+        assert (again["cached"], again["result_cached"]) == (True, True) and again["timings_ms"]["embed"] == 0
+        assert again["results"] == first["results"]
+        assert not c.post("/search", json={**body, "top_k": 2}).json()["result_cached"]  # other k: searched
+        snipped = c.post("/search", json={**body, "snippet": 5}).json()  # the snippet is cut from the kept answer
+        assert snipped["result_cached"] and [h["text"] for h in snipped["results"]] == [
+            h["text"][:5] for h in first["results"]]  # fmt: skip
+        batch = c.post("/search/batch", json={"queries": [body["query"]] * 2, "top_k": 3}).json()
+        assert batch["result_cached"] is True and batch["results"][0] == first["results"]
+        stats = c.get("/health").json()["cache"]["results"]
+        assert (stats["size"], stats["maxsize"], stats["hits"]) == (2, 1000, 4), stats
+    with TestClient(create_app(small_engine, cache=LRUCache(10), result_cache_size=0)) as c:  # off
+        answers = [c.post("/search", json=body).json() for _ in range(2)]
+        assert [a["result_cached"] for a in answers] == [False, False] and answers[1]["cached"] is True
+        assert c.get("/health").json()["cache"]["results"]["size"] == 0
+
+
 def test_get_search_for_browsers_and_curl(client):
     r = client.get("/search", params={"q": "parse a JSON string", "top_k": "2", "mode": "bm25"})
     assert r.status_code == 200, r.text
@@ -327,7 +349,7 @@ def test_app_with_redis_stopped_mid_test_keeps_answering(small_engine):
     server = RedisServer().start()
     try:
         cache = RedisCache(server.url, retry_s=0.2)
-        with TestClient(create_app(small_engine, cache=cache)) as c:
+        with TestClient(create_app(small_engine, cache=cache, result_cache_size=0)) as c:  # every query asks Redis
             body = {"query": "remove an empty directory", "top_k": 2}
             assert c.post("/search", json=body).json()["cached"] is False
             assert c.post("/search", json=body).json()["cached"] is True

@@ -13,6 +13,7 @@ import pytest
 from searchkit.cache import (
     LRUCache,
     RedisCache,
+    ResultCache,
     cache_key,
     decode_vector,
     encode_vector,
@@ -155,6 +156,98 @@ def test_engine_uses_the_cache_and_skips_the_encoder(pydocs_engine):
     assert first.cached == [False] and again.cached == [True]
     assert [h.id for h in first.hits[0]] == [h.id for h in again.hits[0]]
     assert eng.cache.stats()["hits"] == 1 and eng.cache.stats()["misses"] == 1
+
+
+# -- whole results ---------------------------------------------------------------------------------
+
+
+def test_result_cache_keeps_recent_answers_and_hands_out_copies():
+    c = ResultCache(maxsize=2)
+    assert c.get(("a",)) is None
+    c.put(("a",), [1, 2])
+    c.put(("b",), [3])
+    got = c.get(("a",))
+    got.append(99)  # the caller's list, not the cache's
+    assert c.get(("a",)) == [1, 2]
+    c.put(("c",), [4])  # evicts "b", the least recently used
+    assert c.get(("b",)) is None and c.get(("c",)) == [4]
+    assert c.stats() == {"size": 2, "maxsize": 2, "hits": 3, "misses": 2, "hit_rate": 0.6}
+    off = ResultCache(0)
+    off.put(("a",), [1])
+    assert off.get(("a",)) is None and len(off) == 0
+    with pytest.raises(InputError, match=r"result cache size must be a non-negative integer, got -5 \(0 turns the"):
+        ResultCache(-5)
+
+
+def test_engine_answers_a_repeated_query_from_the_result_cache(small_engine):
+    import copy
+
+    from searchkit.engine import SearchSettings
+
+    eng = copy.copy(small_engine)
+    eng.results = ResultCache(100)
+    calls = []
+    encode = eng.embedder.encode
+    eng.embedder = copy.copy(eng.embedder)
+    eng.embedder.encode = lambda texts, **kw: calls.append(list(texts)) or encode(texts, **kw)
+    first = eng.search_timed(["remove a directory tree"], 3)
+    again = eng.search_timed(["remove a directory tree"], 3)
+    assert not first.result_cached and again.result_cached and again.cached == [True]
+    assert [(h.id, h.score) for h in again.hits[0]] == [(h.id, h.score) for h in first.hits[0]]
+    assert len(calls) == 1 and again.timings.embed_ms == 0.0
+    # anything the answer depends on is part of the key: k, mode, settings, prefix
+    assert not eng.search_timed(["remove a directory tree"], 2).result_cached
+    assert not eng.search_timed(["remove a directory tree"], 3, SearchSettings(mode="bm25")).result_cached
+    assert not eng.search_timed(["remove a directory tree"], 3, prefix="os.").result_cached
+    assert eng.search_timed(["remove a directory tree", "remove a directory tree"], 3).result_cached
+
+
+def test_a_changed_index_never_answers_from_the_result_cache(small_engine):
+    import copy
+
+    eng = copy.copy(small_engine)
+    eng.index = copy.deepcopy(small_engine.index)  # this test removes and adds documents
+    eng.results = ResultCache(100)
+    query = "delete a whole folder with its files"
+    best = eng.search_timed([query], 3).hits[0][0].id
+    assert eng.search_timed([query], 3).result_cached
+    vector = eng.index.index.reconstruct_batch(np.array([eng.index._label[best]]))
+    eng.index.remove([best])
+    without = eng.search_timed([query], 3)
+    assert not without.result_cached and best not in [h.id for h in without.hits[0]]
+    eng.index.add([best], vector)
+    back = eng.search_timed([query], 3)
+    assert not back.result_cached and back.hits[0][0].id == best
+    eng.index.nprobe = 4  # the index's own search settings are part of the key too
+    assert not eng.search_timed([query], 3).result_cached
+
+
+def test_a_partial_answer_is_never_kept(small_engine):
+    import copy
+    from types import SimpleNamespace
+
+    class OneShardDown:
+        """The index, answering as a sharded index does when shard 1 is down."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __len__(self):
+            return len(self.inner)
+
+        def search(self, *args, **kwargs):
+            res = self.inner.search(*args, **kwargs)
+            return SimpleNamespace(ids=res.ids, scores=res.scores, failed_shards=[1])
+
+    eng = copy.copy(small_engine)
+    eng.index, eng.results = OneShardDown(small_engine.index), ResultCache(100)
+    for _ in range(2):
+        res = eng.search_timed(["remove a file"], 3)
+        assert res.partial and not res.result_cached
+    assert len(eng.results) == 0
 
 
 # -- Redis (real server) ---------------------------------------------------------------------------

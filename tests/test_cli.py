@@ -163,3 +163,9 @@ def test_serve_process_exits_non_zero_on_a_bad_index(tmp_path):
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [f"error: no index in {tmp_path}: manifest.json is missing; build one with python -m searchkit build"]
+
+
+def test_serve_refuses_a_negative_result_cache_before_loading_anything(capsys):
+    assert main(["serve", "--result-cache", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --result-cache must be a non-negative integer, got -1 (answers kept; 0 turns the result cache off)"

@@ -51,7 +51,7 @@ def test_interleaved_answers_carry_an_impression_and_hide_the_arms(server, engin
     r = httpx.post(f"{srv.url}/search", json={"query": QUERIES[0], "top_k": 6})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"query", "mode", "results", "timings_ms", "cached", "impression_id"}
+    assert set(body) == {"query", "mode", "results", "timings_ms", "cached", "result_cached", "impression_id"}
     assert body["mode"] == "experiment" and "team" not in json.dumps(body) and "arm" not in body
     a, b = ([h.id for h in search_arm(engine, arm, QUERIES[0], 6)] for arm in exp.arms)
     shown, team = team_draft(a, b, 6, interleaving_rng(body["impression_id"]))
@@ -136,7 +136,7 @@ def test_split_keeps_a_session_in_its_arm_and_sets_a_cookie(engine, tmp_path):
 def test_without_an_experiment_nothing_changes(engine):
     with TestClient(create_app(engine)) as client:
         r = client.post("/search", json={"query": QUERIES[0], "top_k": 3})
-        assert set(r.json()) == {"query", "mode", "results", "timings_ms", "cached"} and not r.cookies
+        assert set(r.json()) == {"query", "mode", "results", "timings_ms", "cached", "result_cached"} and not r.cookies
         assert client.post("/click", json={"impression_id": "a", "id": "b"}).status_code == 404
         assert "no experiment is running" in client.get("/experiment").json()["detail"]
 

@@ -129,8 +129,10 @@ def test_type_and_enter_shows_ranked_results_with_timings(page: Page):
         re.compile(r"^embed \d+\.\d ms · search \d+\.\d ms · total \d+\.\d ms · query vector not cached$")
     )
     assert url_params(page) == {"q": RMTREE_QUERY, "mode": "dense", "k": "10"}
-    page.keyboard.press("Enter")  # the same search again: the query vector now comes from the cache
-    expect(page.locator("#timings")).to_contain_text("query vector cached")
+    page.keyboard.press("Enter")  # the same search again: the whole answer now comes from the result cache
+    expect(page.locator("#timings")).to_contain_text("answer from the result cache")
+    page.goto(f"/?q={RMTREE_QUERY}&mode=dense&k=17")  # another k (no other test asks 17): searched,
+    expect(page.locator("#timings")).to_contain_text("query vector cached")  # with the query vector from the cache
 
 
 def test_switching_mode_changes_the_answer(page: Page):

@@ -122,7 +122,8 @@ function showAnswer(s, answer) {
     : `No results for “${answer.query}” (${answer.mode}): try other words or another mode.`;
   const t = answer.timings_ms;
   timings.textContent = `embed ${t.embed.toFixed(1)} ms · search ${t.search.toFixed(1)} ms · total ` +
-    `${t.total.toFixed(1)} ms · query vector ${answer.cached ? "cached" : "not cached"}`;
+    `${t.total.toFixed(1)} ms · ` + (answer.result_cached ? "answer from the result cache"
+      : `query vector ${answer.cached ? "cached" : "not cached"}`);
   timings.hidden = false;
   const pattern = highlightPattern(queryWords(answer.query));
   hits.replaceChildren(...answer.results.map((hit, i) => hitItem(hit, i + 1, pattern, answer)));
