@@ -193,7 +193,8 @@ class SearchEngine:
             found = [self.results.get(key) for key in keys]  # type: ignore[union-attr]
             if all(h is not None for h in found):
                 total = (time.perf_counter() - t0) * 1000
-                return EngineResult(found, StageTimings(0.0, total, total), [True] * len(queries), result_cached=True)  # type: ignore[arg-type]
+                no_encoder = [s.mode != "bm25"] * len(queries)  # ``cached``: no encoder call (BM25 never has one)
+                return EngineResult(found, StageTimings(0.0, total, total), no_encoder, result_cached=True)  # type: ignore[arg-type]
         cached, embed_ms, failed = [False] * len(queries), 0.0, []
         if s.mode == "bm25":
             hits = [self._hits(self.bm25.search(q, k, mask=self._mask(prefix))) for q in queries]  # type: ignore[union-attr]

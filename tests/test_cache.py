@@ -198,6 +198,8 @@ def test_engine_answers_a_repeated_query_from_the_result_cache(small_engine):
     # anything the answer depends on is part of the key: k, mode, settings, prefix
     assert not eng.search_timed(["remove a directory tree"], 2).result_cached
     assert not eng.search_timed(["remove a directory tree"], 3, SearchSettings(mode="bm25")).result_cached
+    bm25 = eng.search_timed(["remove a directory tree"], 3, SearchSettings(mode="bm25"))
+    assert bm25.result_cached and bm25.cached == [False]  # BM25 answers have no query vector to cache
     assert not eng.search_timed(["remove a directory tree"], 3, prefix="os.").result_cached
     assert eng.search_timed(["remove a directory tree", "remove a directory tree"], 3).result_cached
 
