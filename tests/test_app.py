@@ -291,7 +291,7 @@ def test_failed_load_is_reported_never_ready():
 def test_concurrent_requests_match_serial_and_share_encoder_calls(small_engine):
     queries = [f"{w} {i}" for i, w in enumerate(["delete a folder", "read csv", "parse json", "wait", "copy"] * 8)]
     serial = {q: [h.id for h in small_engine.search(q, 3)] for q in queries}
-    srv = serve_in_background(small_engine, cache=LRUCache(0))  # no cache: every request hits the encoder
+    srv = serve_in_background(small_engine, cache=LRUCache(0), result_cache_size=0)  # no cache: every request encodes
     try:
         with httpx.Client(base_url=srv.url, timeout=30) as http:
 

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.usefixtures("one_compute_thread")
 @pytest.fixture(scope="module")
 def server(pydocs_engine):
     """The Python-docs engine over HTTP, no cache: every dense request reaches the encoder."""
-    srv = serve_in_background(pydocs_engine, cache=LRUCache(0))
+    srv = serve_in_background(pydocs_engine, cache=LRUCache(0), result_cache_size=0)
     yield srv
     srv.stop()
 

@@ -2,7 +2,8 @@
 budget (the cache fails open), ``/health`` says "degraded", and the cache recovers when Redis is healthy again.
 
 A real redis-server on a free loopback port (skipped, saying why, when the binary is absent); slowness and
-garbage come from small TCP servers on loopback placed between the app and Redis.
+garbage come from small TCP servers on loopback placed between the app and Redis. The apps here run without the
+result cache, so every repeated query asks Redis for its vector.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def cache_status(c: TestClient) -> dict:
 
 def test_redis_stopped_every_request_within_budget_then_recovers(engine, redis_server):
     cache = RedisCache(redis_server.url, retry_s=RETRY_S)
-    with TestClient(create_app(engine, cache=cache)) as c:
+    with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
         search(c)
         assert search(c)[0]["cached"] is True
         redis_server.stop()
@@ -141,7 +142,7 @@ def test_redis_slow_fails_open_within_budget_then_recovers(engine, redis_server)
     proxy = Proxy(redis_server.port)
     cache = RedisCache(proxy.url, retry_s=RETRY_S)
     try:
-        with TestClient(create_app(engine, cache=cache)) as c:
+        with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
             search(c)
             assert search(c)[0]["cached"] is True
             proxy.delay_s = 0.5  # ten times the read timeout
@@ -189,7 +190,7 @@ def test_redis_slow_with_debug_sleep(engine):
     server = DebugRedisServer().start()
     admin = redis.Redis.from_url(server.url)
     cache = RedisCache(server.url, retry_s=RETRY_S)
-    with TestClient(create_app(engine, cache=cache)) as c:
+    with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
         search(c)
         try:
             sleeper = threading.Thread(target=lambda: admin.execute_command("DEBUG", "SLEEP", "1"), daemon=True)
@@ -224,7 +225,7 @@ def test_garbage_value_in_the_key_is_a_miss_and_is_overwritten(engine, redis_ser
     cache = RedisCache(redis_server.url, retry_s=RETRY_S)
     key = cache_key(engine.embedder.model_id, normalize_query(QUERY))
     cache.client.set(key, junk)
-    with TestClient(create_app(engine, cache=cache)) as c:
+    with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
         out, took = search(c)
         assert out["cached"] is False and took < BUDGET_S
         s = cache_status(c)
@@ -238,7 +239,7 @@ def test_key_of_the_wrong_redis_type_fails_open(engine, redis_server):
     cache = RedisCache(redis_server.url, retry_s=RETRY_S)
     key = cache_key(engine.embedder.model_id, normalize_query(QUERY))
     cache.client.rpush(key, b"a", b"b")  # a list where a string belongs: GET answers WRONGTYPE
-    with TestClient(create_app(engine, cache=cache)) as c:
+    with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
         out, took = search(c)
         assert out["cached"] is False and took < BUDGET_S
         assert c.post("/search", json={"query": "read a csv file"}).status_code == 200
@@ -262,7 +263,7 @@ def test_redis_answering_garbage_bytes_fails_open(engine, redis_server, junk):
     proxy = Proxy(redis_server.port)
     cache = RedisCache(proxy.url, retry_s=RETRY_S)
     try:
-        with TestClient(create_app(engine, cache=cache)) as c:
+        with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
             search(c)
             proxy.junk = junk
             times = [search(c)[1] for _ in range(5)]
