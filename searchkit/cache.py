@@ -51,6 +51,40 @@ def decode_vector(blob: bytes | None, dim: int) -> np.ndarray | None:
     return vec if np.isfinite(vec).all() else None
 
 
+class _Bounded:
+    """A thread-safe mapping of at most ``maxsize`` entries: the least recently used goes first; 0 keeps nothing."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._data: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key):
+        """Return the value under ``key`` (now the most recently used), or None."""
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        """Store ``value`` under ``key``, evicting the least recently used entries beyond ``maxsize``."""
+        if self.maxsize == 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
 class QueryCache:
     """Base class: ``get(key, dim)`` -> vector or None, ``put(key, vec)``, ``stats()`` -> dict."""
 
@@ -117,40 +151,29 @@ class LRUCache(QueryCache):
         super().__init__()
         check_positive_int("cache size", maxsize, minimum=0, hint="0 turns caching off")
         self.maxsize = maxsize
-        self._data: OrderedDict[str, bytes] = OrderedDict()
+        self._store = _Bounded(maxsize)  # key -> float32 bytes
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._store)
 
     def get(self, key: str, dim: int) -> np.ndarray | None:
         """Return the cached ``(dim,)`` vector for ``key``, or None."""
-        with self._lock:
-            blob = self._data.get(key)
-            if blob is not None:
-                self._data.move_to_end(key)
-        vec = decode_vector(blob, dim)
+        vec = decode_vector(self._store.get(key), dim)
         self._count(vec is not None)
         return vec
 
     def put(self, key: str, vec: np.ndarray) -> None:
         """Store ``vec`` under ``key``, evicting the least recently used entry when full."""
-        if self.maxsize == 0:
-            return
-        blob = encode_vector(vec)
-        with self._lock:
-            self._data[key] = blob
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+        if self.maxsize:
+            self._store.put(key, encode_vector(vec))
 
     def stats(self) -> dict:
         """Return counters plus the current and maximum number of entries."""
-        return {**super().stats(), "size": len(self._data), "maxsize": self.maxsize}
+        return {**super().stats(), "size": len(self._store), "maxsize": self.maxsize}
 
     def clear(self) -> None:
         """Forget every cached vector (and the counters)."""
-        with self._lock:
-            self._data.clear()
+        self._store.clear()
         self.reset_stats()
 
 
@@ -305,42 +328,35 @@ class ResultCache:
     def __init__(self, maxsize: int = DEFAULT_RESULTS):
         check_positive_int("result cache size", maxsize, minimum=0, hint="0 turns the result cache off")
         self.maxsize = maxsize
-        self._data: OrderedDict[tuple, list] = OrderedDict()
-        self._lock = threading.Lock()
+        self._store = _Bounded(maxsize)  # key -> tuple of hits
+        self._lock = threading.Lock()  # the counters'
         self.hits = self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._store)
 
     def get(self, key: tuple) -> list | None:
         """Return a copy of the hits stored under ``key``, or None."""
+        hits = self._store.get(key)
         with self._lock:
-            hits = self._data.get(key)
             if hits is None:
                 self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-        return list(hits)
+            else:
+                self.hits += 1
+        return None if hits is None else list(hits)
 
     def put(self, key: tuple, hits: list) -> None:
         """Store ``hits`` under ``key``, evicting the least recently used answer when full."""
-        if self.maxsize == 0:
-            return
-        with self._lock:
-            self._data[key] = list(hits)
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
+        self._store.put(key, tuple(hits))
 
     def clear(self) -> None:
         """Forget every answer and the counters."""
+        self._store.clear()
         with self._lock:
-            self._data.clear()
             self.hits = self.misses = 0
 
     def stats(self) -> dict:
         """Return size, maxsize, hits, misses and hit rate (for ``/health``)."""
         total = self.hits + self.misses
-        return {"size": len(self._data), "maxsize": self.maxsize, "hits": self.hits, "misses": self.misses,
+        return {"size": len(self._store), "maxsize": self.maxsize, "hits": self.hits, "misses": self.misses,
                 "hit_rate": round(self.hits / total, 4) if total else 0.0}  # fmt: skip
