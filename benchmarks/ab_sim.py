@@ -5,7 +5,7 @@
     python benchmarks/ab_sim.py --dataset ../shared/beir/scifact --experiment control=bm25,treatment=hybrid:zscore
 
 A simulated user issues one judged query, scans the results with a position-biased cascade click model fed
-by the judgments (searchkit.simulate.USER) and clicks. The live run sends ``--users`` users to the app with
+by the judgments (searchkit.experiments.simulate.USER) and clicks. The live run sends ``--users`` users to the app with
 the experiment on (each design in turn) and checks that the app's GET /experiment equals what the simulator
 computes from its own records. The power analysis works on each arm's rankings fetched once: it prints the
 queries each design needs to find the better arm at p < 0.05 in >= 80% of ``--runs`` repeated experiments,
@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit import simulate as S  # noqa: E402
-from searchkit.cache import LRUCache  # noqa: E402
 from searchkit.config import quick  # noqa: E402
+from searchkit.corpus.loaders import load_dataset  # noqa: E402
 from searchkit.engine import load_engine  # noqa: E402
-from searchkit.experiments import parse_arms  # noqa: E402
-from searchkit.loaders import load_dataset  # noqa: E402
-from searchkit.report import format_table  # noqa: E402
-from searchkit.server import set_compute_threads  # noqa: E402
+from searchkit.experiments import simulate as S  # noqa: E402
+from searchkit.experiments.arms import parse_arms  # noqa: E402
+from searchkit.measure.report import format_table  # noqa: E402
+from searchkit.serving.cache import LRUCache  # noqa: E402
+from searchkit.serving.server import set_compute_threads  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
     python benchmarks/ann.py --n 200000 [--queries 1000] [--json OUT] [--threads T] [--skip-pydocs]
 
 Datasets: N SYNTHETIC unit vectors drawn from a Gaussian mixture (64 topic centres + the pooled
-within-topic covariance) fitted to the MiniLM embeddings of the Python docs (searchkit.synthetic),
+within-topic covariance) fitted to the MiniLM embeddings of the Python docs (searchkit.corpus.synthetic),
 with synthetic queries from another seed; and the real Python-docs
 embeddings (~7,400 docs) with the 319 judged queries embedded by the same model. Every row gives recall@10
 against exact search, single-query latency p50/p99 (ms; warm-up first), batch throughput (queries/s),
@@ -27,7 +27,10 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from searchkit.bench import (
+from searchkit.index.codes import Reranked
+from searchkit.index.sizing import IndexSpec, suggest_nlist
+from searchkit.index.vector import VectorIndex
+from searchkit.measure.bench import (
     OperatingPoint,
     Timer,
     best_at_recall,
@@ -36,10 +39,7 @@ from searchkit.bench import (
     measure_operating_point,
     thread_count,
 )
-from searchkit.index import VectorIndex
-from searchkit.quantize import Reranked
-from searchkit.report import format_table
-from searchkit.sizing import IndexSpec, suggest_nlist
+from searchkit.measure.report import format_table
 
 NPROBES = (1, 2, 4, 8, 16, 24, 32, 40, 48, 64, 128)  # finer between 16 and 64, where recall crosses 0.95
 EF_SEARCHES = (16, 32, 64, 128, 256)
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
 
-    from searchkit.synthetic import pydocs_fit, synthetic_embeddings
+    from searchkit.corpus.synthetic import pydocs_fit, synthetic_embeddings
 
     t_start = time.time()
     print(f"faiss {faiss.__version__}, {thread_count()} OpenMP threads, {platform.processor() or platform.machine()}, "
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         del xb
         gc.collect()
         if not args.skip_pydocs:
-            from searchkit.datasets import load_pydocs
-            from searchkit.embed import default_embedder
+            from searchkit.corpus.datasets import load_pydocs
+            from searchkit.encoders.embed import default_embedder
 
             ds = load_pydocs()
             emb = default_embedder()

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit.chunking import tokenizer_of  # noqa: E402
 from searchkit.config import quick, scifact_dir  # noqa: E402
-from searchkit.datasets import Corpus, concatenate_documents, load_beir  # noqa: E402
-from searchkit.embed import Embedder  # noqa: E402
+from searchkit.corpus.chunking import tokenizer_of  # noqa: E402
+from searchkit.corpus.datasets import Corpus, concatenate_documents, load_beir  # noqa: E402
+from searchkit.encoders.embed import Embedder  # noqa: E402
 from searchkit.engine import SearchEngine  # noqa: E402
-from searchkit.evaluate import System, evaluate_systems  # noqa: E402
+from searchkit.relevance.evaluate import System, evaluate_systems  # noqa: E402
 
 
 def beyond_window(ds, source, embedder) -> float:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit.datasets import load_beir, load_pydocs  # noqa: E402
-from searchkit.embed import Embedder  # noqa: E402
-from searchkit.index import VectorIndex  # noqa: E402
-from searchkit.metrics import evaluate  # noqa: E402
+from searchkit.corpus.datasets import load_beir, load_pydocs  # noqa: E402
+from searchkit.encoders.embed import Embedder  # noqa: E402
+from searchkit.index.vector import VectorIndex  # noqa: E402
+from searchkit.relevance.metrics import evaluate  # noqa: E402
 
 BACKENDS = {"torch": "torch float32", "onnx": "ONNX float32", "onnx-int8": "ONNX int8"}
 

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from soak import running_server  # noqa: E402
 
-from searchkit.bench import load_test  # noqa: E402
-from searchkit.report import format_table  # noqa: E402
-from searchkit.server import free_port  # noqa: E402
+from searchkit.measure.bench import load_test  # noqa: E402
+from searchkit.measure.report import format_table  # noqa: E402
+from searchkit.serving.server import free_port  # noqa: E402
 
 WORDS = ("read write delete copy move list parse format encode decode compress archive socket thread process file "
          "folder directory path json csv xml date time random sort search match replace split join").split()  # fmt: skip

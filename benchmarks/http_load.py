@@ -41,12 +41,12 @@ HEADER = ("| query  | clients | snippet | requests |  p50 ms |  p95 ms |  p99 ms
 
 def build_engine(n_docs: int, factory: str, nprobe: int | None, backend: str, seed: int = 0):
     """Return a dense-only engine over the Python docs padded with synthetic documents to ``n_docs``."""
-    from searchkit.datasets import Corpus, load_pydocs
-    from searchkit.embed import default_embedder
+    from searchkit.config import cache_dir
+    from searchkit.corpus.datasets import Corpus, load_pydocs
+    from searchkit.encoders.embed import default_embedder
     from searchkit.engine import SearchEngine
-    from searchkit.index import VectorIndex
-    from searchkit.paths import cache_dir
-    from searchkit.sizing import IndexSpec
+    from searchkit.index.sizing import IndexSpec
+    from searchkit.index.vector import VectorIndex
 
     docs = load_pydocs().corpus
     embedder = default_embedder(backend)
@@ -81,8 +81,8 @@ def serve(args: argparse.Namespace) -> None:
     """Build the padded engine and serve it (the child process)."""
     import uvicorn
 
-    from searchkit.app import create_app
-    from searchkit.server import set_compute_threads
+    from searchkit.serving.app import create_app
+    from searchkit.serving.server import set_compute_threads
 
     t0 = time.perf_counter()
     set_compute_threads(args.threads)  # before the encoder loads: onnxruntime fixes its threads at start
@@ -94,7 +94,7 @@ def serve(args: argparse.Namespace) -> None:
 
 def cold_queries(n: int) -> list[str]:
     """Return ``n`` distinct realistic queries (the judged pydocs queries, varied so none repeats)."""
-    from searchkit.datasets import load_pydocs
+    from searchkit.corpus.datasets import load_pydocs
 
     base = list(load_pydocs().queries.values())
     words = ["quickly", "in python", "example", "safely", "for a beginner", "with the stdlib", "how to", "best way"]
@@ -107,8 +107,8 @@ def cold_queries(n: int) -> list[str]:
 
 
 def load(port: int, queries: list[str], clients: int, top_k: int, snippet: int | None = None) -> dict:
-    """Send ``queries`` from ``clients`` threads (see :func:`searchkit.bench.load_test`)."""
-    from searchkit.bench import load_test
+    """Send ``queries`` from ``clients`` threads (see :func:`searchkit.measure.bench.load_test`)."""
+    from searchkit.measure.bench import load_test
 
     extra = {} if snippet is None else {"snippet": snippet}
     return load_test(f"http://127.0.0.1:{port}", queries, clients, top_k, extra=extra)
@@ -158,7 +158,7 @@ def start_app(args: argparse.Namespace, window: float, results: int) -> tuple[su
     return it, its port and its /health."""
     import httpx
 
-    from searchkit.server import free_port
+    from searchkit.serving.server import free_port
 
     port = args.port or free_port()
     cmd = [sys.executable, __file__, "--serve", "--port", str(port), "--n-docs", str(args.n_docs),
@@ -207,8 +207,8 @@ def run_all(args: argparse.Namespace, pool: list[str], window: float, results: i
 
 
 def main() -> None:
-    from searchkit.cache import DEFAULT_RESULTS
-    from searchkit.models import BACKENDS, DEFAULT_BACKEND
+    from searchkit.encoders.models import BACKENDS, DEFAULT_BACKEND
+    from searchkit.serving.cache import DEFAULT_RESULTS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n-docs", type=int, default=500_000, help="documents in the index (default 500,000)")

@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from searchkit.config import scifact_dir  # noqa: E402
-from searchkit.report import format_table  # noqa: E402
+from searchkit.measure.report import format_table  # noqa: E402
 
 
 def timed(fn, items: list) -> dict:
@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import httpx
 
-    from searchkit.datasets import Corpus, load_beir
-    from searchkit.embed import Embedder
+    from searchkit.corpus.datasets import Corpus, load_beir
+    from searchkit.encoders.embed import Embedder
+    from searchkit.encoders.models import resolve_model
     from searchkit.engine import SearchEngine
-    from searchkit.models import resolve_model
-    from searchkit.server import BackgroundServer, serve_in_background, set_compute_threads
+    from searchkit.serving.server import BackgroundServer, serve_in_background, set_compute_threads
 
     set_compute_threads(a.threads)  # before the encoders load: onnxruntime fixes its threads at start
     ds = load_beir(a.dataset)

@@ -3,7 +3,7 @@
     python benchmarks/quantization.py --n 200000 [--json OUT] [--beir DIR] [--threads 1]
     python benchmarks/quantization.py --n 1000000 --skip pydocs beir --ratio 10 20 50 --configs "IVF1024,PQ48" ...
 
-Datasets: N SYNTHETIC vectors shaped like the Python-docs MiniLM embeddings (searchkit.synthetic), then the
+Datasets: N SYNTHETIC vectors shaped like the Python-docs MiniLM embeddings (searchkit.corpus.synthetic), then the
 real Python-docs embeddings and SciFact (``--beir``, default ../shared/beir/scifact beside the project when present).
 Per configuration: bytes_per_vector = the serialized faiss index size / N (codes, ids, codebooks and centroids:
 what the index costs in RAM); recall@10 against exact search, plain and re-ranked (the top 10 x ratio
@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit.bench import measure_codecs  # noqa: E402
 from searchkit.config import quick, scifact_dir  # noqa: E402
-from searchkit.report import format_table  # noqa: E402
-from searchkit.sizing import suggest_nlist  # noqa: E402
+from searchkit.index.sizing import suggest_nlist  # noqa: E402
+from searchkit.measure.bench import measure_codecs  # noqa: E402
+from searchkit.measure.report import format_table  # noqa: E402
 
 DEFAULT_BEIR = scifact_dir()  # ../shared/beir/scifact beside the project, or $SEARCHKIT_SCIFACT
 KEYS = ["index", "ratio", "bytes_per_vector", "recall_at_10", "recall_at_10_reranked", "p50_ms", "p99_ms", "build_s", "ndcg_at_10"]
@@ -80,7 +80,7 @@ def goal_line(rows: list[dict]) -> str:
 
 def real_dataset(spec: str, embedder):
     """Return (name, xb, xq, qrels, qids, doc_ids) for ``pydocs`` or a BEIR folder."""
-    from searchkit.datasets import load_beir, load_pydocs
+    from searchkit.corpus.datasets import load_beir, load_pydocs
 
     ds = load_pydocs() if spec == "pydocs" else load_beir(spec)
     queries = ds.judged_queries()
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
 
     if "synthetic" not in args.skip:
-        from searchkit.synthetic import synthetic_embeddings
+        from searchkit.corpus.synthetic import synthetic_embeddings
 
         xb = synthetic_embeddings(args.n, seed=0)
         xq = synthetic_embeddings(args.queries, seed=1)
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.beir is not None and "beir" not in args.skip:
         specs.append(str(args.beir))
     if specs:
-        from searchkit.embed import default_embedder
+        from searchkit.encoders.embed import default_embedder
 
         embedder = default_embedder()
         for spec in specs:

@@ -7,7 +7,7 @@ Prints nDCG@10, Recall@100 and MRR@10 with 95% bootstrap CIs (queries resampled)
 per query (queries answered ``--batch-size`` at a time after a warm-up call, so ms_per_query includes
 the query encoder). The embedding cache (data/cache/embeddings) makes a second run fast. "hybrid (app default)"
 is what the app and the command line use for this corpus (the tuned data/pydocs/fusion.json for pydocs, RRF
-k=60 elsewhere); a 5-fold cross-validation of the fusion grid (searchkit.tuning) follows, with held-out scores.
+k=60 elsewhere); a 5-fold cross-validation of the fusion grid (searchkit.relevance.tuning) follows, with held-out scores.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit.datasets import load_beir, load_pydocs  # noqa: E402
-from searchkit.embed import default_embedder  # noqa: E402
+from searchkit.corpus.datasets import load_beir, load_pydocs  # noqa: E402
+from searchkit.encoders.embed import default_embedder  # noqa: E402
+from searchkit.encoders.models import BACKENDS, DEFAULT_BACKEND  # noqa: E402
 from searchkit.engine import SearchEngine  # noqa: E402
-from searchkit.evaluate import System, engine_with_index, evaluate_systems  # noqa: E402
-from searchkit.models import BACKENDS, DEFAULT_BACKEND  # noqa: E402
-from searchkit.tuning import apply_fusion, fusion_for, tune_fusion  # noqa: E402
+from searchkit.relevance.evaluate import System, engine_with_index, evaluate_systems  # noqa: E402
+from searchkit.relevance.tuning import apply_fusion, fusion_for, tune_fusion  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

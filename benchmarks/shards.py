@@ -2,7 +2,7 @@
 
     python benchmarks/shards.py --n 1000000 --shards 1 2 4 [--queries 500] [--latency-queries 200] [--nprobe 16]
 
-N SYNTHETIC unit vectors fitted to the MiniLM embeddings of the Python docs (searchkit.synthetic), an IVF index
+N SYNTHETIC unit vectors fitted to the MiniLM embeddings of the Python docs (searchkit.corpus.synthetic), an IVF index
 sized per shard (IVF<suggest_nlist(n per shard)>,Flat, the same nprobe everywhere). For the unsharded index and for
 each shard count: recall@10 against exact search, single-query p50/p99 over every run (raw: scheduler noise kept),
 batch throughput, serialized MB per shard and resident MB per shard actor. "overhead" is the sharded p50 minus the
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from searchkit import cluster
-from searchkit.bench import Timer, ground_truth, index_bytes, percentiles, recall_at_k, time_batch, time_single
-from searchkit.index import IndexSpec, VectorIndex
-from searchkit.sizing import suggest_nlist
-from searchkit.quantize import memory_estimate
-from searchkit.report import format_table
-from searchkit.shards import ShardedIndex, build_shards
+from searchkit.index.codes import memory_estimate
+from searchkit.index.sizing import suggest_nlist
+from searchkit.index.vector import IndexSpec, VectorIndex
+from searchkit.measure.bench import Timer, ground_truth, index_bytes, percentiles, recall_at_k, time_batch, time_single
+from searchkit.measure.report import format_table
+from searchkit.scale import cluster
+from searchkit.scale.shards import ShardedIndex, build_shards
 
 K = 10
 DIM = 384
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node-gb", type=float, default=96.0, help="index memory per node for the 100M/1B table")
     args = ap.parse_args(argv)
 
-    from searchkit.synthetic import pydocs_fit, synthetic_embeddings
+    from searchkit.corpus.synthetic import pydocs_fit, synthetic_embeddings
 
     t_start = time.time()
     fit = pydocs_fit()

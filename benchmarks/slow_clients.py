@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from soak import running_server  # noqa: E402
 
-from searchkit.bench import load_test, percentiles  # noqa: E402
-from searchkit.report import format_table  # noqa: E402
-from searchkit.server import free_port  # noqa: E402
+from searchkit.measure.bench import load_test, percentiles  # noqa: E402
+from searchkit.measure.report import format_table  # noqa: E402
+from searchkit.serving.server import free_port  # noqa: E402
 
 
 def open_slow(port: int, kind: str) -> socket.socket:

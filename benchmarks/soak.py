@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests < args.windows or args.windows < 2:
         p.error("need --windows >= 2 and --requests >= --windows")
 
-    from searchkit.server import free_port
+    from searchkit.serving.server import free_port
 
     port = free_port()
     t_start = time.perf_counter()

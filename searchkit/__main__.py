@@ -1,5 +1,5 @@
 """``python -m searchkit``: see :mod:`searchkit.cli`."""
 
-from .cli import main
+from searchkit.cli import main
 
 raise SystemExit(main())

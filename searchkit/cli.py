@@ -6,27 +6,27 @@ import argparse
 import json
 import sys
 
-from .errors import InputError, SearchkitError
+from searchkit.errors import InputError, SearchkitError
 
 
 def _max_file_size(args: argparse.Namespace) -> int | None:
-    from .loaders import parse_size
+    from searchkit.corpus.loaders import parse_size
 
     return parse_size(args.max_file_size, "--max-file-size") if args.max_file_size else None
 
 
 def _corpus(args: argparse.Namespace):
     """Load ``--corpus`` with the file options ``--text-column`` and ``--max-file-size``."""
-    from .loaders import load_dataset
+    from searchkit.corpus.loaders import load_dataset
 
     return load_dataset(args.corpus, args.text_column, _max_file_size(args)).corpus
 
 
 def _engine(args: argparse.Namespace):
     """Build an engine for ``--corpus`` with the ``--backend`` encoder and the corpus's hybrid fusion."""
-    from .embed import Embedder
-    from .engine import SearchEngine
-    from .tuning import apply_fusion, fusion_for
+    from searchkit.encoders.embed import Embedder
+    from searchkit.engine import SearchEngine
+    from searchkit.relevance.tuning import apply_fusion, fusion_for
 
     engine = SearchEngine.build(_corpus(args), Embedder(backend=args.backend), progress=None)
     apply_fusion(engine, fusion_for(args.corpus))
@@ -69,8 +69,8 @@ def _budget(args: argparse.Namespace):
         )
     if args.max_memory is None:
         raise InputError(f"{' '.join(given)} needs a memory budget too: add --max-memory, e.g. --max-memory 2GB")
-    from .budget import choose_index
-    from .loaders import parse_size
+    from searchkit.corpus.loaders import parse_size
+    from searchkit.index.budget import choose_index
 
     memory = parse_size(args.max_memory, "--max-memory")
     recall = 0.95 if args.min_recall is None else args.min_recall
@@ -88,8 +88,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     """Embed a corpus, index it and save it to ``--out`` (atomically); again later, re-embed only what changed."""
     if args.shards is not None:
         return _build_shards(args)
-    from .embed import Embedder
-    from .incremental import build_corpus_index
+    from searchkit.encoders.embed import Embedder
+    from searchkit.index.incremental import build_corpus_index
 
     choose = _budget(args)  # bad flags fail before the corpus loads
     corpus = _corpus(args)
@@ -101,8 +101,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _build_shards(args: argparse.Namespace) -> int:
     """Embed the corpus and write ``--shards`` shard folders plus their manifest to ``--out``."""
-    from .embed import Embedder
-    from .shards import build_shards
+    from searchkit.encoders.embed import Embedder
+    from searchkit.scale.shards import build_shards
 
     corpus, embedder = _corpus(args), Embedder(backend=args.backend)
     xb = embedder.encode_cached(corpus.embedding_texts(), progress=None)
@@ -117,17 +117,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Load (or build) the index, then serve the search app with uvicorn until Ctrl-C."""
     import uvicorn
 
-    from .app import create_app
-    from .engine import load_engine
-    from .server import CONNECTION_LIMITS, set_compute_threads
-    from .shards import is_sharded
-    from .validation import check_positive_int
+    from searchkit.engine import load_engine
+    from searchkit.scale.shards import is_sharded
+    from searchkit.serving.app import create_app
+    from searchkit.serving.server import CONNECTION_LIMITS, set_compute_threads
+    from searchkit.validation import check_positive_int
 
     experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
     check_positive_int("--result-cache", args.result_cache, minimum=0, hint="answers kept; 0 turns the result cache off")
     ray_cluster = None
     if args.index is not None and is_sharded(args.index):  # shards live on Ray: a local cluster, or --ray ADDRESS
-        from .cluster import start_or_connect
+        from searchkit.scale.cluster import start_or_connect
 
         ray_cluster = start_or_connect(args.ray)
     elif args.ray is not None:
@@ -154,7 +154,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _experiment(args: argparse.Namespace):
     """Return the Experiment that ``--experiment`` asks for (None without it)."""
-    from .experiments import Experiment, check_design, parse_arms
+    from searchkit.experiments.arms import Experiment, check_design, parse_arms
 
     if args.experiment is None:
         if args.events or args.experiment_design:
@@ -168,10 +168,10 @@ def _experiment(args: argparse.Namespace):
 
 def cmd_tune_fusion(args: argparse.Namespace) -> int:
     """Choose hybrid fusion from the corpus's judged queries by cross-validation; print folds and CIs."""
-    from .embed import Embedder
-    from .engine import SearchEngine
-    from .loaders import load_dataset
-    from .tuning import save_fusion, tune_fusion
+    from searchkit.corpus.loaders import load_dataset
+    from searchkit.encoders.embed import Embedder
+    from searchkit.engine import SearchEngine
+    from searchkit.relevance.tuning import save_fusion, tune_fusion
 
     ds = load_dataset(args.corpus)
     engine = SearchEngine.build(ds.corpus, Embedder(backend=args.backend), progress=None)
@@ -188,7 +188,7 @@ def cmd_tune_fusion(args: argparse.Namespace) -> int:
 
 
 def _backend(p: argparse.ArgumentParser) -> None:
-    from .models import BACKENDS, DEFAULT_BACKEND
+    from searchkit.encoders.models import BACKENDS, DEFAULT_BACKEND
 
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
                    help=f"query/document encoder: {', '.join(BACKENDS)} (default: {DEFAULT_BACKEND}, fastest at equal nDCG@10)")  # fmt: skip
@@ -202,7 +202,7 @@ def _file_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m searchkit``."""
-    from .cache import DEFAULT_RESULTS
+    from searchkit.serving.cache import DEFAULT_RESULTS
 
     p = argparse.ArgumentParser(prog="python -m searchkit", description="Semantic search over a corpus.")
     sub = p.add_subparsers(dest="command", required=True)

@@ -1,11 +1,19 @@
-"""Settings read from the environment: quick mode for tests and CI, and where the shared SciFact copy lives."""
+"""Where searchkit keeps its data and caches, and settings read from the environment (quick mode, SciFact's location)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from .paths import ROOT
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+
+
+def cache_dir() -> Path:
+    """Return the cache folder (``$SEARCHKIT_CACHE`` or ``data/cache``), creating it."""
+    path = Path(os.environ.get("SEARCHKIT_CACHE", DATA_DIR / "cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def quick() -> bool:

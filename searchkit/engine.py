@@ -12,21 +12,21 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
-from .chunking import Passages, passages_for
-from .datasets import Corpus
-from .embed import Embedder, default_embedder
-from .errors import InputError, SearchIndexError
-from .fusion import FUSIONS, Fusion, fuse
-from .index import VectorIndex
-from .lexical import BM25
-from .loaders import load_dataset
-from .manifest import read_manifest
-from .models import DEFAULT_BACKEND, Backend
-from .tuning import apply_fusion, fusion_for
-from .validation import check_positive_int, check_queries, normalize_query
+from searchkit.corpus.chunking import Passages, passages_for
+from searchkit.corpus.datasets import Corpus
+from searchkit.corpus.loaders import load_dataset
+from searchkit.encoders.embed import Embedder, default_embedder
+from searchkit.encoders.models import DEFAULT_BACKEND, Backend
+from searchkit.errors import InputError, SearchIndexError
+from searchkit.index.manifest import read_manifest
+from searchkit.index.vector import VectorIndex
+from searchkit.relevance.fusion import FUSIONS, Fusion, fuse
+from searchkit.relevance.lexical import BM25
+from searchkit.relevance.tuning import apply_fusion, fusion_for
+from searchkit.validation import check_positive_int, check_queries, normalize_query
 
 if TYPE_CHECKING:
-    from .cache import QueryCache, ResultCache
+    from searchkit.serving.cache import QueryCache, ResultCache
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -112,8 +112,8 @@ class SearchEngine:
             )
         self.corpus, self.embedder, self.index, self.bm25 = corpus, embedder, index, bm25
         self.passages = passages  # long documents split for the encoder (the index holds passages); None: one vector each
-        self.cache: QueryCache | None = None  # query-embedding cache (searchkit.cache), set by the app
-        self.results: ResultCache | None = None  # whole answers of repeated queries (searchkit.cache), set by the app
+        self.cache: QueryCache | None = None  # query-embedding cache (searchkit.serving.cache), set by the app
+        self.results: ResultCache | None = None  # whole answers of repeated queries (searchkit.serving.cache), set by the app
         self.defaults = SearchSettings()  # what a call without settings uses (load_engine: the corpus's tuned fusion)
 
     @classmethod
@@ -271,7 +271,7 @@ class SearchEngine:
     def _hybrid(
         self, queries: list[str], xq: np.ndarray, k: int, s: SearchSettings, prefix: str | None, failed: list[int]
     ) -> list[list[Hit]]:
-        """Fuse the top ``s.hybrid_depth`` BM25 and dense results of each query (searchkit.fusion)."""
+        """Fuse the top ``s.hybrid_depth`` BM25 and dense results of each query (searchkit.relevance.fusion)."""
         depth = max(int(k), int(s.hybrid_depth))
         mask = self._mask(prefix)
         out = []
@@ -297,10 +297,10 @@ def load_engine(
     served as it is (``/health`` says so under ``backend``). Checks come first and fail with one line naming
     the fix: a missing or damaged index, one built with another model or dimension, or one whose ids are not
     documents (or passages) of ``corpus``. ``text_column`` and ``max_file_size`` say how to read your own
-    files (searchkit.loaders). A folder of shards (``build --shards N``) loads onto the connected Ray cluster
-    (searchkit.cluster). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.tuning).
+    files (searchkit.corpus.loaders). A folder of shards (``build --shards N``) loads onto the connected Ray cluster
+    (searchkit.scale.cluster). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.relevance.tuning).
     """
-    from .shards import ShardedIndex, is_sharded, read_shard_manifest
+    from searchkit.scale.shards import ShardedIndex, is_sharded, read_shard_manifest
 
     sharded = index_dir is not None and is_sharded(index_dir)  # shards: on the Ray cluster this process is connected to
     if index_dir is not None:  # a missing or unreadable index fails before the model loads

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .errors import InputError
+from searchkit.errors import InputError
 
 
 def _integer_kind(minimum: int, maximum: int | None) -> str:

@@ -14,7 +14,7 @@ os.environ.setdefault("SEARCHKIT_QUICK", "1")
 @pytest.fixture(scope="session")
 def embedder():
     """The default all-MiniLM-L6-v2 embedder (packaged copy)."""
-    from searchkit.embed import default_embedder
+    from searchkit.encoders.embed import default_embedder
 
     return default_embedder()
 
@@ -22,7 +22,7 @@ def embedder():
 @pytest.fixture(scope="session")
 def pydocs():
     """The built-in Python-docs dataset."""
-    from searchkit.datasets import load_pydocs
+    from searchkit.corpus.datasets import load_pydocs
 
     return load_pydocs()
 
@@ -58,7 +58,7 @@ def small_docs() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def small_engine(small_docs, embedder):
     """A ten-document engine (dense + BM25) with ids like the Python docs."""
-    from searchkit.datasets import Corpus
+    from searchkit.corpus.datasets import Corpus
     from searchkit.engine import SearchEngine
 
     ids = list(small_docs)
@@ -85,9 +85,8 @@ def one_compute_thread():
     import faiss
     import torch
 
-    from searchkit.server import set_compute_threads
-
-    from searchkit import server
+    from searchkit.serving import server
+    from searchkit.serving.server import set_compute_threads
 
     before = torch.get_num_threads(), faiss.omp_get_max_threads(), server._threads
     set_compute_threads(1)
@@ -100,7 +99,7 @@ def one_compute_thread():
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray cluster (127.0.0.1, 2 CPUs) for the whole session, stopped by its process ids, never `ray stop`."""
-    from searchkit import cluster
+    from searchkit.scale import cluster
 
     c = cluster.start_local(num_cpus=2)
     started = list(c.pids)

@@ -13,10 +13,10 @@ import tempfile
 
 import numpy as np
 
-from searchkit import cluster
-from searchkit.exercises import _exercise_vectors
-from searchkit.index import VectorIndex
-from searchkit.shards import ShardedIndex, build_shards
+from searchkit.course.exercises import _exercise_vectors
+from searchkit.index.vector import VectorIndex
+from searchkit.scale import cluster
+from searchkit.scale.shards import ShardedIndex, build_shards
 
 
 def main() -> int:

@@ -10,12 +10,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from searchkit.app import MAX_BODY_BYTES, create_app
-from searchkit.batching import BatchingEmbedder
-from searchkit.cache import LRUCache, RedisCache
+from searchkit.encoders.batching import BatchingEmbedder
 from searchkit.engine import MODES, SearchEngine
 from searchkit.errors import InputError
-from searchkit.server import serve_in_background
+from searchkit.serving.app import MAX_BODY_BYTES, create_app
+from searchkit.serving.cache import LRUCache, RedisCache
+from searchkit.serving.server import serve_in_background
 
 
 @pytest.fixture(scope="module")
@@ -375,7 +375,7 @@ def test_app_with_redis_stopped_mid_test_keeps_answering(small_engine):
 
 def test_set_compute_threads_checks_its_argument():
     from searchkit.errors import InputError
-    from searchkit.server import set_compute_threads
+    from searchkit.serving.server import set_compute_threads
 
     with pytest.raises(InputError, match="threads must be a positive integer, got 0"):
         set_compute_threads(0)
@@ -385,7 +385,7 @@ def test_requests_search_with_the_threads_set_for_the_process(small_engine, monk
     """OpenMP keeps faiss's thread count per thread: the worker thread answering a request gets the process's."""
     import faiss
 
-    from searchkit import server
+    from searchkit.serving import server
 
     seen = []
     real = SearchEngine.search_timed

@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from searchkit.cli import build_parser, main
-from searchkit.embed import Embedder, default_embedder, embedding_cache_path
+from searchkit.encoders.embed import Embedder, default_embedder, embedding_cache_path
+from searchkit.encoders.models import BACKENDS, DEFAULT_BACKEND
 from searchkit.errors import InputError
-from searchkit.manifest import read_manifest
-from searchkit.models import BACKENDS, DEFAULT_BACKEND
+from searchkit.index.manifest import read_manifest
 
 
 @pytest.fixture(scope="module")

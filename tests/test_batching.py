@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from searchkit.batching import BatchingEmbedder
+from searchkit.encoders.batching import BatchingEmbedder
 
 pytestmark = pytest.mark.usefixtures("one_compute_thread")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from searchkit.bench import (
+from searchkit.errors import InputError
+from searchkit.index.vector import VectorIndex
+from searchkit.measure.bench import (
     ROW_KEYS,
     OperatingPoint,
     Timer,
@@ -23,10 +25,8 @@ from searchkit.bench import (
     time_batch,
     time_single,
 )
-from searchkit.errors import InputError
-from searchkit.index import VectorIndex
-from searchkit.plots import plot_pareto
-from searchkit.report import format_table
+from searchkit.measure.plots import plot_pareto
+from searchkit.measure.report import format_table
 
 
 def point(name: str, recall: float, p50: float) -> OperatingPoint:
@@ -134,7 +134,7 @@ def test_measure_codecs_rows(unit_vectors):
 
 
 def test_measure_codecs_sweeps_ratios_on_one_build(unit_vectors, monkeypatch):
-    from searchkit import bench
+    from searchkit.measure import bench
 
     builds = []
     real = bench.build_index

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from searchkit.bench import index_bytes, recall_at_k
-from searchkit.budget import candidate_factories, choose_index
+from searchkit.corpus.loaders import format_size, parse_size
+from searchkit.corpus.synthetic import isotropic_clusters
 from searchkit.errors import InputError
-from searchkit.loaders import format_size, parse_size
-from searchkit.synthetic import isotropic_clusters
+from searchkit.index.budget import candidate_factories, choose_index
+from searchkit.measure.bench import index_bytes, recall_at_k
 
 DIM = 32
 
@@ -41,7 +41,7 @@ def test_the_choice_never_breaks_a_target(n, memory, recall, latency):
     assert index_bytes(index) <= budget
     found = index.search_raw(xq, 10, **({"nprobe": c.nprobe} if c.nprobe else {}),
                              **({"ef_search": c.ef_search} if c.ef_search else {}))[1]
-    from searchkit.bench import ground_truth
+    from searchkit.measure.bench import ground_truth
 
     assert recall_at_k(found, ground_truth(xb, xq, 10), 10) >= recall
     # the cheapest: no other candidate meeting every target needs less memory

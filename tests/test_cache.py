@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from searchkit.cache import (
+from searchkit.errors import InputError
+from searchkit.serving.cache import (
     LRUCache,
     RedisCache,
     ResultCache,
@@ -20,7 +21,6 @@ from searchkit.cache import (
     make_cache,
     redact_url,
 )
-from searchkit.errors import InputError
 from searchkit.validation import normalize_query
 
 REDIS = shutil.which("redis-server")

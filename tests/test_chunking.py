@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from searchkit.chunking import chunk_corpus, chunk_text, plain, split_tokens, tokenizer_of
-from searchkit.datasets import Corpus
+from searchkit.corpus.chunking import chunk_corpus, chunk_text, plain, split_tokens, tokenizer_of
+from searchkit.corpus.datasets import Corpus
 from searchkit.errors import DatasetError, InputError
 
 
@@ -16,7 +16,7 @@ def tok():
     """The default model's own word-piece tokenizer (read from its tokenizer.json, no model weights)."""
     from tokenizers import Tokenizer
 
-    from searchkit.models import resolve_model
+    from searchkit.encoders.models import resolve_model
 
     tok = Tokenizer.from_file(str(Path(resolve_model()[1]) / "tokenizer.json"))
     assert tok.truncation is not None  # the file truncates at 128: chunking must not
@@ -99,7 +99,7 @@ def test_tokenizer_of_reads_the_model_window(embedder):
 
 
 def test_concatenated_documents_carry_their_judgments_over():
-    from searchkit.datasets import Dataset, concatenate_documents
+    from searchkit.corpus.datasets import Dataset, concatenate_documents
 
     ids = [f"d{i}" for i in range(7)]
     corpus = Corpus(ids, [f"T{i}" for i in range(7)], [f"text {i}" for i in range(7)])

@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from searchkit.cli import main
-from searchkit.index import VectorIndex
-from searchkit.manifest import read_manifest
-from searchkit.server import free_port
+from searchkit.index.manifest import read_manifest
+from searchkit.index.vector import VectorIndex
+from searchkit.serving.server import free_port
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from searchkit.cache import LRUCache
-from searchkit.server import serve_in_background
+from searchkit.serving.cache import LRUCache
+from searchkit.serving.server import serve_in_background
 
 THREADS = 32
 ROUNDS = int(os.environ.get("SEARCHKIT_CONCURRENCY_ROUNDS", "1"))  # queries per thread per mode

@@ -21,6 +21,7 @@ from tools.course import (
     write_exercises,
 )
 
+
 def test_every_notebook_has_goals_summary_and_checked_exercises():
     for path in notebook_paths():
         nb = nbformat.read(path, as_version=4)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from searchkit.datasets import Corpus, build_pydocs_corpus, download_beir, load_beir
+from searchkit.corpus.datasets import Corpus, build_pydocs_corpus, download_beir, load_beir
+from searchkit.corpus.loaders import load_dataset
 from searchkit.errors import DatasetError
-from searchkit.loaders import load_dataset
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "beir" / "scifact"
 
@@ -59,7 +59,7 @@ def _write_beir(root: Path) -> Path:
 
 
 def test_subset_keeps_the_judged_documents_of_its_queries_and_spread_distractors():
-    from searchkit.datasets import Dataset
+    from searchkit.corpus.datasets import Dataset
 
     n = 40
     corpus = Corpus([f"d{i}" for i in range(n)], [""] * n, [f"text {i}" for i in range(n)], [f"p{i}" for i in range(n)])
@@ -138,7 +138,7 @@ def test_pydocs_holds_no_memory_addresses(pydocs):
     statistics and every notebook output over the corpus."""
     import re
 
-    from searchkit.datasets import _signature
+    from searchkit.corpus.datasets import _signature
 
     assert "0x" not in _signature(shutil.copytree), _signature(shutil.copytree)
     assert "copy_function=<function copy2>" in _signature(shutil.copytree)

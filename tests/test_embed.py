@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from searchkit.embed import embedding_cache_path
+from searchkit.encoders.embed import embedding_cache_path
 from searchkit.errors import InputError
 
 

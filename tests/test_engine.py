@@ -24,7 +24,7 @@ def test_keyword_search_misses_it(pydocs_engine):
 
 
 def test_most_judged_queries_find_a_relevant_document(pydocs, pydocs_engine):
-    from searchkit.metrics import evaluate
+    from searchkit.relevance.metrics import evaluate
 
     qids = sorted(pydocs.judged_queries())
     results = pydocs_engine.search_many([pydocs.queries[q] for q in qids], k=10)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from searchkit.course.exercises import check_normalize, check_paraphrase
 from searchkit.errors import ExerciseError
-from searchkit.exercises import check_normalize, check_paraphrase
 
 
 def test_check_paraphrase_accepts_a_true_paraphrase(embedder, capsys):
@@ -124,7 +124,7 @@ def _merge(largest: bool):
     ],
 )  # fmt: skip
 def test_exercise_checks_accept_right_and_explain_wrong_answers(name, right, wrong, message, capsys):
-    import searchkit.exercises as ex
+    import searchkit.course.exercises as ex
 
     getattr(ex, name)(right)
     assert capsys.readouterr().out.startswith("Correct: ")
@@ -133,7 +133,7 @@ def test_exercise_checks_accept_right_and_explain_wrong_answers(name, right, wro
 
 
 def test_check_nlist():
-    from searchkit.exercises import check_nlist
+    from searchkit.course.exercises import check_nlist
 
     check_nlist(8192)
     with pytest.raises(ExerciseError, match=r"nlist=10 is below 4·√1000000 = 4000"):

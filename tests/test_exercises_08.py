@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from searchkit.course.exercises import check_best_per_document, check_cheapest
 from searchkit.errors import ExerciseError
-from searchkit.exercises import check_best_per_document, check_cheapest
 
 
 def right_documents(pids, scores, doc_of, k):

@@ -17,13 +17,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from searchkit.app import create_app
-from searchkit.server import free_port, serve_in_background
 from searchkit.cli import main
-from searchkit.datasets import Corpus
+from searchkit.corpus.datasets import Corpus
 from searchkit.engine import SearchEngine
-from searchkit.evaluate import team_draft
-from searchkit.experiments import Experiment, assign, interleaving_rng, search_arm
+from searchkit.experiments.arms import Experiment, assign, interleaving_rng, search_arm
+from searchkit.relevance.evaluate import team_draft
+from searchkit.serving.app import create_app
+from searchkit.serving.server import free_port, serve_in_background
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["delete a directory", "read a csv file", "parse json text", "sleep for a while", "random numbers"]

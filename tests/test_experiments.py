@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, chi2_contingency
 
-from searchkit import metrics as M
-from searchkit import simulate as S
 from searchkit.errors import ExperimentError, InputError, NotShownError, UnknownImpressionError
-from searchkit.evaluate import ClickModel
-from searchkit.experiments import Arm, EventStore, Experiment, assign, parse_arm, parse_arms, summarize
+from searchkit.experiments import simulate as S
+from searchkit.experiments.arms import Arm, EventStore, Experiment, assign, parse_arm, parse_arms, summarize
+from searchkit.relevance import metrics as M
+from searchkit.relevance.evaluate import ClickModel
 
 # -- statistics ---------------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from searchkit.errors import InputError
-from searchkit.fusion import fuse, normalize, rrf, score_fusion
+from searchkit.relevance.fusion import fuse, normalize, rrf, score_fusion
 
 BM25 = [("a", 12.0), ("b", 9.0), ("c", 1.0)]
 DENSE = [("c", 0.9), ("a", 0.8), ("d", 0.7)]

@@ -25,11 +25,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from searchkit.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, create_app
-from searchkit.cache import LRUCache
-from searchkit.datasets import Corpus
+from searchkit.corpus.datasets import Corpus
 from searchkit.engine import SearchEngine
-from searchkit.server import serve_in_background
+from searchkit.serving.app import MAX_BODY_BYTES, MAX_QUERY_CHARS, create_app
+from searchkit.serving.cache import LRUCache
+from searchkit.serving.server import serve_in_background
 
 FUZZ_EXAMPLES = int(os.environ.get("SEARCHKIT_FUZZ_EXAMPLES", "100"))
 QUICK_S = 2.0  # a rejected request answers within this (generous: the CI machine is shared)

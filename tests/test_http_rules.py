@@ -1,4 +1,4 @@
-"""The HTTP rules every route follows (searchkit/http_rules.py): each case is a request and its status and message.
+"""The HTTP rules every route follows (searchkit/serving/http_rules.py): each case is a request and its status and message.
 
 The rules come from middleware and handlers driven by the OpenAPI schema, so a route added later follows them
 too: ``test_a_route_added_later_follows_the_rules`` adds one and checks it.
@@ -11,12 +11,11 @@ import json
 import pytest
 from fastapi import Query
 from fastapi.testclient import TestClient
-
-from searchkit.app import MAX_BATCH, create_app
-from searchkit.cache import LRUCache
-from searchkit.http_rules import MAX_ERRORS
-
 from test_hostile import client, engine, msg  # noqa: F401  (the twelve-document app in six scripts)
+
+from searchkit.serving.app import MAX_BATCH, create_app
+from searchkit.serving.cache import LRUCache
+from searchkit.serving.http_rules import MAX_ERRORS
 
 pytestmark = pytest.mark.usefixtures("one_compute_thread")
 

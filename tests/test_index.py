@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from searchkit.errors import InputError, SearchIndexError
-from searchkit.index import VectorIndex
-from searchkit.sizing import IndexSpec, hnsw_factory, ivf_factory, suggest_nlist, suggest_spec
+from searchkit.index.sizing import IndexSpec, hnsw_factory, ivf_factory, suggest_nlist, suggest_spec
+from searchkit.index.vector import VectorIndex
 
 D = 32
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from searchkit.errors import InputError
-from searchkit.lexical import BM25
+from searchkit.relevance.lexical import BM25
 
 DOCS = {
     "cat": "The cat sat on the mat",

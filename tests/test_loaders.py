@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from searchkit.corpus.loaders import format_size, load_csv, load_dataset, load_folder, load_jsonl, parse_size, title_of
 from searchkit.errors import DatasetError, InputError
-from searchkit.loaders import format_size, load_csv, load_dataset, load_folder, load_jsonl, parse_size, title_of
 
 
 def _folder(root: Path) -> Path:
@@ -63,7 +63,7 @@ def test_word_pydocs_is_built_in_but_dot_slash_pydocs_is_a_folder(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert load_dataset("./pydocs").corpus.ids == ["mine.txt"]
     # the bare word never looks at the folder (the built-in set is loaded by the pydocs fixture elsewhere)
-    from searchkit import loaders
+    from searchkit.corpus import loaders
 
     monkeypatch.setattr(loaders, "load_pydocs", lambda: "built-in")
     assert load_dataset("pydocs") == "built-in"

@@ -19,8 +19,8 @@ import pytest
 
 from searchkit.cli import main
 from searchkit.errors import SearchIndexError
-from searchkit.index import VectorIndex
-from searchkit.manifest import ManifestModel, read_manifest, sha256
+from searchkit.index.manifest import ManifestModel, read_manifest, sha256
+from searchkit.index.vector import VectorIndex
 
 
 @pytest.fixture(scope="module")

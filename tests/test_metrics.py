@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from searchkit import metrics as M
 from searchkit.errors import InputError
+from searchkit.relevance import metrics as M
 
 
 def random_runs(seed: int, n_queries: int = 60, n_docs: int = 300, depth: int = 150):

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
+from searchkit.encoders.models import DEFAULT_MODEL, load_model, resolve_model
 from searchkit.errors import ModelNotFoundError
-from searchkit.models import DEFAULT_MODEL, load_model, resolve_model
 
 
 def test_default_model_resolves_to_the_packaged_copy():
@@ -34,7 +34,7 @@ def test_a_hub_name_is_passed_on_for_online_users():
 
 
 def test_nothing_found_lists_what_was_tried(monkeypatch):
-    import searchkit.models as models
+    import searchkit.encoders.models as models
 
     monkeypatch.setattr(models, "_packaged_model_dir", lambda: None)
     monkeypatch.delenv("SEARCHKIT_MODEL_DIR", raising=False)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+
 import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime")
 
-from searchkit import onnx_encoder  # noqa: E402
-from searchkit.embed import Embedder, embedding_cache_path  # noqa: E402
+from searchkit.encoders import onnx as onnx_encoder  # noqa: E402
+from searchkit.encoders.embed import Embedder, embedding_cache_path  # noqa: E402
+from searchkit.encoders.models import resolve_model  # noqa: E402
 from searchkit.errors import InputError  # noqa: E402
-from searchkit.models import resolve_model  # noqa: E402
 
 EXTRA = ["", "a", "remove a directory tree", "x " * 400]  # empty, one character, a query, longer than 256 tokens
 
@@ -113,7 +114,7 @@ def test_bad_batch_size(onnx_int8):
 
 def test_serving_threads_reach_an_encoder_loaded_before_them(one_compute_thread):
     """``serve`` loads the encoder (and embeds with every core), then sets its threads: the ONNX session follows."""
-    from searchkit.server import set_compute_threads
+    from searchkit.serving.server import set_compute_threads
 
     emb = Embedder(backend="onnx-int8")
     emb.model.set_threads(2)

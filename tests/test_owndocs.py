@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from searchkit.cli import main
-from searchkit.datasets import Corpus
+from searchkit.corpus.datasets import Corpus
+from searchkit.corpus.loaders import load_dataset
 from searchkit.engine import SearchEngine
 from searchkit.errors import InputError
-from searchkit.incremental import build_corpus_index
-from searchkit.index import VectorIndex
-from searchkit.loaders import load_dataset
-from searchkit.manifest import read_manifest
+from searchkit.index.incremental import build_corpus_index
+from searchkit.index.manifest import read_manifest
+from searchkit.index.vector import VectorIndex
 
 FILLER = [
     "Bread dough rises when yeast ferments the sugars in the flour and releases gas.",

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from searchkit.page import CHROMIUM, PAGE_CSP
+from searchkit.serving.page import CHROMIUM, PAGE_CSP
 
 if not Path(CHROMIUM).exists():
     _reason = f"browser tests need Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium)"
@@ -26,15 +26,15 @@ if not Path(CHROMIUM).exists():
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-from searchkit.app import create_app  # noqa: E402
-from searchkit.cache import LRUCache  # noqa: E402
-from searchkit.datasets import Corpus  # noqa: E402
+from searchkit.corpus.datasets import Corpus  # noqa: E402
 from searchkit.engine import SearchEngine  # noqa: E402
-from searchkit.experiments import Experiment  # noqa: E402
-from searchkit.index import VectorIndex  # noqa: E402
-from searchkit.lexical import BM25  # noqa: E402
-from searchkit.page import launch_chromium  # noqa: E402
-from searchkit.server import BackgroundServer  # noqa: E402
+from searchkit.experiments.arms import Experiment  # noqa: E402
+from searchkit.index.vector import VectorIndex  # noqa: E402
+from searchkit.relevance.lexical import BM25  # noqa: E402
+from searchkit.serving.app import create_app  # noqa: E402
+from searchkit.serving.cache import LRUCache  # noqa: E402
+from searchkit.serving.page import launch_chromium  # noqa: E402
+from searchkit.serving.server import BackgroundServer  # noqa: E402
 
 expect.set_options(timeout=20_000)  # waits, not limits: a shared 2-core machine can take seconds to answer
 SEARCH_API = re.compile(r"/search\?")  # the page's API calls, not the page

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from searchkit.errors import InputError
-from searchkit.index import VectorIndex
-from searchkit.quantize import (
+from searchkit.index.codes import (
     BinaryIndex,
     Int8Index,
     Reranked,
@@ -22,6 +21,7 @@ from searchkit.quantize import (
     serialized_size,
     unpack_signs,
 )
+from searchkit.index.vector import VectorIndex
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -241,7 +241,7 @@ def test_binary_rescoring(unit_vectors):
 
 
 def test_reconstruction_error_shrinks_with_more_sub_quantizers(unit_vectors):
-    from searchkit.quantize import build_index, reconstruction_error
+    from searchkit.index.codes import build_index, reconstruction_error
 
     xb = unit_vectors(2000, 32, seed=3)
     with pytest.warns(UserWarning, match="give better codebooks"):  # 2,000 training vectors: searchkit says so
@@ -253,7 +253,7 @@ def test_reconstruction_error_shrinks_with_more_sub_quantizers(unit_vectors):
 
 
 def test_opq_training_is_quiet_on_a_small_sample(unit_vectors, capfd):
-    from searchkit.quantize import build_index
+    from searchkit.index.codes import build_index
 
     xb = unit_vectors(1000, 32, seed=4)
     with pytest.warns(UserWarning, match="give better codebooks"):  # searchkit's one line replaces faiss's

@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from test_cache import REDIS, RedisServer
 
-from searchkit.app import create_app
-from searchkit.cache import DEFAULT_TIMEOUT_S, RedisCache, cache_key, encode_vector
+from searchkit.serving.app import create_app
+from searchkit.serving.cache import DEFAULT_TIMEOUT_S, RedisCache, cache_key, encode_vector
 from searchkit.validation import normalize_query
 
 pytestmark = [

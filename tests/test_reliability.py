@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from searchkit.errors import SearchIndexError
-from searchkit.index import VectorIndex
+from searchkit.index.vector import VectorIndex
 
 TRIALS = int(os.environ.get("SEARCHKIT_FAULT_TRIALS", "0")) or None
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def test_killed_build_leaves_the_old_or_the_new_index(tmp_path):
 _SAVE_LOOP = textwrap.dedent(
     """
     import sys, numpy as np
-    from searchkit.index import VectorIndex
+    from searchkit.index.vector import VectorIndex
     out = sys.argv[1]
     rng = np.random.default_rng(0)
     for i in range(10_000):

@@ -29,7 +29,7 @@ def tiny_cross_encoder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def reranker(tiny_cross_encoder):
-    from searchkit.rerank import Reranker
+    from searchkit.relevance.rerank import Reranker
 
     return Reranker(tiny_cross_encoder, max_length=32)
 
@@ -49,7 +49,7 @@ def test_rerank_orders_by_cross_encoder_score(reranker):
 
 
 def test_reranked_search_keeps_the_tail(reranker):
-    from searchkit.rerank import reranked_search
+    from searchkit.relevance.rerank import reranked_search
 
     class FakeEngine:
         def search_many(self, queries, k, mode):
@@ -62,7 +62,7 @@ def test_reranked_search_keeps_the_tail(reranker):
 
 
 def test_bad_inputs(reranker, tmp_path):
-    from searchkit.rerank import Reranker
+    from searchkit.relevance.rerank import Reranker
 
     with pytest.raises(ModelNotFoundError, match=f"no cross-encoder at {tmp_path}: the folder needs config.json"):
         Reranker(tmp_path)

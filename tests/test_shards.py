@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from searchkit.errors import InputError, SearchIndexError
-from searchkit.index import SearchResult, VectorIndex
-from searchkit.manifest import MANIFEST
-from searchkit.shards import ShardedIndex, build_shards, is_sharded, merge_topk, read_shard_manifest, shard_of
+from searchkit.index.manifest import MANIFEST
+from searchkit.index.vector import SearchResult, VectorIndex
+from searchkit.scale.shards import ShardedIndex, build_shards, is_sharded, merge_topk, read_shard_manifest, shard_of
 
 
 @pytest.fixture(scope="module")
 def data():
-    from searchkit.exercises import _exercise_vectors as unit_vectors
+    from searchkit.course.exercises import _exercise_vectors as unit_vectors
 
     xb = unit_vectors(4000, 32, seed=1)
     xq = unit_vectors(50, 32, seed=2)
@@ -95,8 +95,8 @@ def test_bad_search_arguments_are_the_callers_errors(flat, data):
 
 @pytest.mark.parametrize("factory, kwargs", [("IVF64,Flat", {"nprobe": 4}), ("HNSW8", {"ef_search": 10})])
 def test_ann_shards_keep_recall(ray_cluster, tmp_path, factory, kwargs):
-    from searchkit.bench import ground_truth, recall_at_k
-    from searchkit.synthetic import isotropic_clusters
+    from searchkit.corpus.synthetic import isotropic_clusters
+    from searchkit.measure.bench import ground_truth, recall_at_k
 
     xb = isotropic_clusters(20_000, 32, seed=0)
     xq = isotropic_clusters(200, 32, seed=1)
@@ -115,7 +115,7 @@ def test_ann_shards_keep_recall(ray_cluster, tmp_path, factory, kwargs):
 
 
 def test_killed_shard_gives_partial_answers_then_recovers(ray_cluster, flat, data):
-    from searchkit.bench import ground_truth
+    from searchkit.measure.bench import ground_truth
 
     ids, xb, xq = data
     _, index = flat
@@ -168,7 +168,7 @@ def test_rebuild_replaces_shards_atomically(data, tmp_path):
 
 
 def test_every_node_and_socket_is_loopback(ray_cluster, flat):
-    from searchkit.cluster import is_loopback, listening_sockets, node_addresses
+    from searchkit.scale.cluster import is_loopback, listening_sockets, node_addresses
 
     assert node_addresses() == ["127.0.0.1"]
     sockets = listening_sockets(ray_cluster.pids)
@@ -178,7 +178,7 @@ def test_every_node_and_socket_is_loopback(ray_cluster, flat):
 
 
 def test_embedding_on_the_cluster_equals_local(ray_cluster, embedder, pydocs):
-    from searchkit.ray_embed import embed_on_cluster
+    from searchkit.scale.ray_embed import embed_on_cluster
 
     texts = pydocs.corpus.embedding_texts()[:300]
     got = embed_on_cluster(texts, workers=2, chunk=64)
@@ -190,8 +190,8 @@ def test_embedding_on_the_cluster_equals_local(ray_cluster, embedder, pydocs):
 
 
 def test_engine_works_unchanged_on_shards(ray_cluster, pydocs_engine, tmp_path):
-    from searchkit.cache import LRUCache
     from searchkit.engine import SearchEngine
+    from searchkit.serving.cache import LRUCache
 
     local = pydocs_engine
     xb = np.stack([local.index.index.reconstruct(i) for i in range(len(local.index))])
@@ -216,7 +216,7 @@ def test_two_nodes_in_a_private_network():
     import sys
     from pathlib import Path
 
-    from searchkit.cluster import is_loopback
+    from searchkit.scale.cluster import is_loopback
 
     script = Path(__file__).with_name("ray_two_nodes.py")
     cmd = ["unshare", "--net", "sh", "-c", f"ip link set lo up && exec {sys.executable} {script}"]
@@ -237,9 +237,9 @@ def test_build_shards_command_and_app_on_shards(ray_cluster, tmp_path):
     """`build --shards 3` writes shards; the app over them lists shards in /health, partial answers while one is down."""
     from fastapi.testclient import TestClient
 
-    from searchkit.app import create_app
     from searchkit.cli import main
     from searchkit.engine import load_engine
+    from searchkit.serving.app import create_app
 
     out = tmp_path / "idx"
     assert main(["build", "--corpus", "pydocs", "--shards", "3", "--out", str(out), "--backend", "torch"]) == 0
@@ -274,7 +274,7 @@ def test_serve_command_on_shards_owns_its_cluster_or_borrows_one(ray_cluster, tm
     import psutil
 
     from searchkit.cli import main
-    from searchkit.server import free_port
+    from searchkit.serving.server import free_port
 
     out = tmp_path / "idx"
     assert main(["build", "--corpus", "pydocs", "--shards", "2", "--out", str(out), "--backend", "torch"]) == 0

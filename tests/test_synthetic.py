@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from searchkit.corpus.synthetic import CHUNK, fit_gaussian, isotropic_clusters, synthetic_embeddings
 from searchkit.errors import InputError
-from searchkit.synthetic import CHUNK, fit_gaussian, isotropic_clusters, synthetic_embeddings
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_isotropic_clusters():
 
 
 def test_pydocs_fit_is_minilm_shaped(embedder):
-    from searchkit.synthetic import pydocs_fit
+    from searchkit.corpus.synthetic import pydocs_fit
 
     g = pydocs_fit(embedder)
     assert g.dim == 384 and "pydocs" in g.source

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from searchkit.cli import main
-from searchkit.datasets import Dataset
+from searchkit.corpus.datasets import Dataset
 from searchkit.errors import InputError
-from searchkit.metrics import per_query
-from searchkit.tuning import (
+from searchkit.relevance.metrics import per_query
+from searchkit.relevance.tuning import (
     DEFAULT_FUSION,
     PYDOCS_FUSION,
     FusionConfig,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from searchkit.cache import LRUCache
 from searchkit.engine import MODES
 from searchkit.errors import InputError
-from searchkit.server import serve_in_background
-from searchkit.widgets import SearchBox, render
+from searchkit.serving.cache import LRUCache
+from searchkit.serving.server import serve_in_background
+from searchkit.serving.widgets import SearchBox, render
 
 
 @pytest.fixture(scope="module")

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="time: run in quick mode (SEARCHKIT_QUICK=1, as the tests do)")
     args = p.parse_args(argv)
     if args.action == "time":
-        from searchkit.report import format_table
+        from searchkit.measure.report import format_table
 
         paths = [p for p in notebook_paths() if not args.dest or p.name[:2] in {d.zfill(2) for d in args.dest}]
         cache = args.cache or Path(tempfile.mkdtemp(prefix="searchkit-cache-"))

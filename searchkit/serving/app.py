@@ -1,0 +1,474 @@
+"""The search service: a FastAPI app over a SearchEngine, with a query-embedding cache and micro-batching.
+
+Routes: ``POST /search``, ``GET /search?q=``, ``POST /search/batch``, ``GET /health``, OpenAPI at ``/docs``.
+Every bad input is a 4xx with a one-line message; CPU work runs in worker threads, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+import threading
+import unicodedata
+from collections.abc import Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from searchkit.encoders.batching import BatchingEmbedder
+from searchkit.engine import MODES, EngineResult, Hit, SearchEngine
+from searchkit.errors import InputError, NotReadyError, SearchkitError
+from searchkit.experiments.arms import MAX_SESSION_CHARS, Experiment
+from searchkit.serving.cache import DEFAULT_RESULTS, QueryCache, RedisCache, ResultCache, make_cache
+from searchkit.serving.experiment_routes import _SESSION_DOC, add_experiment_routes, experiment_search
+from searchkit.serving.http_rules import MAX_BODY_BYTES, apply_http_rules
+from searchkit.serving.page import add_page
+from searchkit.validation import normalize_query
+
+MAX_QUERY_CHARS = 2000
+MAX_TOP_K = 100
+MAX_BATCH = 64  # queries per POST /search/batch
+MAX_PREFIX_CHARS = 200
+_TOP_K_PATTERN = "^(100|[1-9][0-9]?)$"  # GET top_k: ASCII digits only (no sign, leading zero, _, space, other scripts)
+
+
+# -- request and response models -----------------------------------------------------------------
+
+
+def _check_query(v: str) -> str:
+    if len(v) > MAX_QUERY_CHARS:
+        raise PydanticCustomError(
+            "query_too_long", "query has {n} characters; the limit is {limit}: shorten it",
+            {"n": len(v), "limit": MAX_QUERY_CHARS},
+        )  # fmt: skip
+    clean = normalize_query(v)  # NFKC; control and invisible characters become spaces; whitespace collapsed
+    if len(clean) > MAX_QUERY_CHARS:  # NFKC can make one character many (U+FDFA is 18)
+        raise PydanticCustomError(
+            "query_too_long", "query has {n} characters after Unicode normalization (NFKC); the limit is {limit}: "
+            "shorten it", {"n": len(clean), "limit": MAX_QUERY_CHARS},
+        )  # fmt: skip
+    if not clean:
+        raise PydanticCustomError("query_empty", "query is empty or whitespace only: type some words to search for")
+    if not any(unicodedata.category(c)[0] not in "ZC" for c in clean):
+        raise PydanticCustomError(
+            "query_invisible", "query has no visible character (only joiners or format characters): type some words"
+        )
+    return clean
+
+
+def _check_top_k(v: int) -> int:
+    if not 1 <= v <= MAX_TOP_K:
+        shown = str(v) if abs(v) < 10**20 else f"a number with {len(str(abs(v)))} digits"
+        raise PydanticCustomError(
+            "top_k_range", "top_k is {v}: choose a number from 1 to {limit}", {"v": shown, "limit": MAX_TOP_K}
+        )
+    return v
+
+
+def _check_mode(v: str) -> str:
+    if v not in MODES:
+        raise PydanticCustomError(
+            "mode_unknown", "unknown mode {mode}: choose one of {choices}",
+            {"mode": repr(v[:50]), "choices": ", ".join(MODES)},
+        )  # fmt: skip
+    return v
+
+
+def _check_prefix(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    if len(v) > MAX_PREFIX_CHARS:
+        raise PydanticCustomError(
+            "prefix_too_long", "prefix has {n} characters; the limit is {limit}: shorten it",
+            {"n": len(v), "limit": MAX_PREFIX_CHARS},
+        )  # fmt: skip
+    return v
+
+
+_FIELD_CHECKS = {"top_k": _check_top_k, "mode": _check_mode, "prefix": _check_prefix}  # fields every request has
+
+_QUERY_DOC = f"the text to search for: 1 to {MAX_QUERY_CHARS} characters, not only whitespace"
+_TOPK_DOC = f"how many results to return, 1 to {MAX_TOP_K}"
+_SNIPPET_DOC = "send at most this many characters of each result's text (0: none, only id, score, title); default: all"
+_PREFIX_DOC = "keep only documents whose id starts with this, e.g. 'os.path.' (a module of the Python docs)"
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    top_k: int = Field(10, description=_TOPK_DOC, json_schema_extra={"minimum": 1, "maximum": MAX_TOP_K})
+    mode: str = Field("dense", description="dense (embeddings), bm25 (keywords) or hybrid (both)",
+                      json_schema_extra={"enum": list(MODES)})  # fmt: skip
+    prefix: str | None = Field(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS})
+    snippet: int | None = Field(None, description=_SNIPPET_DOC, json_schema_extra={"minimum": 0})
+
+    @field_validator("snippet")
+    @classmethod
+    def _snippet(cls, v: int | None) -> int | None:
+        if v is not None and v < 0:
+            raise PydanticCustomError("snippet_negative", "snippet is {v}: give 0 or more characters (0: no text)", {"v": v})
+        return v
+
+    @field_validator("top_k", "mode", "prefix")
+    @classmethod
+    def _checked(cls, v: object, info: ValidationInfo) -> object:
+        return _FIELD_CHECKS[info.field_name](v)
+
+
+class SearchRequest(_Common):
+    """One query."""
+
+    session: str | None = Field(None, description=_SESSION_DOC, json_schema_extra={"maxLength": MAX_SESSION_CHARS})
+
+    query: str = Field(..., description=_QUERY_DOC, examples=["how do I delete a folder and everything in it"],
+                       json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS})  # fmt: skip
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str) -> str:
+        return _check_query(v)
+
+    @field_validator("session")
+    @classmethod
+    def _session(cls, v: str | None) -> str | None:
+        if v is not None and len(v) > MAX_SESSION_CHARS:
+            raise PydanticCustomError("session_too_long", "session has {n} characters; the limit is {limit}",
+                                      {"n": len(v), "limit": MAX_SESSION_CHARS})  # fmt: skip
+        return v or None
+
+
+class BatchRequest(_Common):
+    """Several queries answered with one encoder call."""
+
+    queries: list[str] = Field(..., description=f"1 to {MAX_BATCH} queries",
+                               json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH, "items": {
+                                   "type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}})  # fmt: skip
+
+    @field_validator("queries", mode="before")
+    @classmethod
+    def _batch_size(cls, v: Any) -> Any:
+        """Count the queries before checking each one: 128,000 bad items make one error, not 128,000."""
+        if isinstance(v, list) and not 1 <= len(v) <= MAX_BATCH:
+            raise PydanticCustomError(
+                "batch_size", "got {n} queries: send 1 to {limit} per batch", {"n": len(v), "limit": MAX_BATCH}
+            )
+        return v
+
+    @field_validator("queries")
+    @classmethod
+    def _queries(cls, v: list[str]) -> list[str]:
+        if not 1 <= len(v) <= MAX_BATCH:
+            raise PydanticCustomError(
+                "batch_size", "got {n} queries: send 1 to {limit} per batch", {"n": len(v), "limit": MAX_BATCH}
+            )
+        out = []
+        for i, q in enumerate(v):
+            try:
+                out.append(_check_query(q))
+            except PydanticCustomError as e:
+                raise PydanticCustomError("query_invalid", "queries[{i}]: {msg}", {"i": i, "msg": e.message()}) from None
+        return out
+
+
+class HitOut(BaseModel):
+    """One result."""
+
+    id: str
+    score: float
+    title: str
+    text: str
+
+
+class Timings(BaseModel):
+    """Where the time went, in milliseconds: query embedding (or cache lookup), index search, whole request."""
+
+    embed: float
+    search: float
+    total: float
+
+
+class SearchResponse(BaseModel):
+    """The answer to one query."""
+
+    query: str = Field(description="the query as searched (normalized)")
+    mode: str
+    results: list[HitOut]
+    timings_ms: Timings
+    cached: bool = Field(description="true when the query vector came from the cache (no encoder call)")
+    result_cached: bool = Field(False, description="true when the whole answer came from the result cache "
+                                "(a repeated query: no encoder call and no index search)")
+    impression_id: str | None = Field(None, description="only while an experiment runs: send it with POST /click")
+    partial: bool | None = Field(None, description="present and true when some shards of the index did not answer")
+    failed_shards: list[int] | None = Field(None, description="the shards that did not answer (with partial)")
+
+
+class BatchResponse(BaseModel):
+    """The answers to a batch, in the order of the queries."""
+
+    mode: str
+    results: list[list[HitOut]]
+    timings_ms: Timings
+    cached: list[bool]
+    result_cached: bool = Field(False, description="true when every answer came from the result cache")
+    partial: bool | None = Field(None, description="present and true when some shards of the index did not answer")
+    failed_shards: list[int] | None = Field(None, description="the shards that did not answer (with partial)")
+
+
+class Health(BaseModel):
+    """Readiness and what is loaded."""
+
+    status: str = Field(description="ready, loading, failed, or degraded while a shard of the index is down")
+    ready: bool
+    model: str | None = None
+    dim: int | None = None
+    documents: int | None = None
+    index: dict[str, Any] | None = None
+    modes: list[str] = []
+    cache: dict[str, Any] | None = None
+    encoder: dict[str, Any] | None = Field(None, description="model calls and texts encoded (calls < texts: batching)")
+    backend: dict[str, Any] | None = Field(None, description="encoder backend of the queries and of the index vectors")
+    shards: list[dict[str, Any]] | None = Field(None, description="a sharded index's shards: {id, node, state}")
+    error: str | None = None
+
+
+class Problem(BaseModel):
+    """An error other than a validation error: one line saying what is wrong and what to do."""
+
+    detail: str
+
+
+# -- the app -------------------------------------------------------------------------------------
+
+
+def _problem(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _hit(h: Hit, snippet: int | None = None) -> dict:
+    """Return a hit as a JSON-ready dict (a float score, plain strings; the text cut to ``snippet`` characters)."""
+    return {"id": h.id, "score": float(h.score), "title": h.title, "text": h.text if snippet is None else h.text[:snippet]}
+
+
+class _Service:
+    """What the routes share: the engine once loaded (with cache and micro-batching attached) and its status."""
+
+    def __init__(self, cache: QueryCache, results: ResultCache, micro_batch: bool, batch_window_ms: float = 0.0) -> None:
+        self.cache, self.results, self.micro_batch, self.batch_window_ms = cache, results, micro_batch, batch_window_ms
+        self.engine: SearchEngine | None = None
+        self.batcher: BatchingEmbedder | None = None
+        self.status = "loading"
+        self.error: str | None = None
+
+    def attach(self, engine: SearchEngine) -> None:
+        """Serve a shallow copy of ``engine`` with the cache (and the micro-batching encoder) attached."""
+        eng = copy.copy(engine)
+        if self.micro_batch:
+            self.batcher = BatchingEmbedder(eng.embedder, window_ms=self.batch_window_ms)
+            eng.embedder = self.batcher
+        eng.cache, eng.results = self.cache, self.results
+        self.engine, self.status = eng, "ready"
+
+    def load(self, loader: Callable[[], SearchEngine]) -> None:
+        """Attach the engine ``loader()`` returns; a failure is kept for /health (the CLI loads before serving)."""
+        try:
+            self.attach(loader())
+        except Exception as e:
+            self.status, self.error = "failed", f"{type(e).__name__}: {e}".splitlines()[0]
+
+    def close(self) -> None:
+        """Stop the encoder worker and close the cache."""
+        if self.batcher is not None:
+            self.batcher.close()
+        self.cache.close()
+
+    def search(self, queries: list[str], top_k: int, mode: str, prefix: str | None,
+               fusion: str | None = None) -> EngineResult:  # fmt: skip
+        """Answer ``queries`` by ``mode`` (and ``fusion``; else the engine's), or raise :class:`NotReadyError`."""
+        if self.engine is None:
+            raise NotReadyError(self.error or "the index is still loading: retry in a few seconds")
+        settings = replace(self.engine.defaults, mode=mode, fusion=fusion or self.engine.defaults.fusion)  # type: ignore[arg-type]
+        from searchkit.serving.server import use_compute_threads  # (server.py imports this module)
+
+        use_compute_threads()  # requests run in worker threads: give this one the process's faiss thread count
+        return self.engine.search_timed(queries, top_k, prefix=prefix, settings=settings)
+
+    def health(self, cache_stats: dict, shards: list[dict] | None = None) -> tuple[Health, int]:
+        """Return the /health body and its status code (200 when ready, else 503); ``shards`` from a sharded index."""
+        eng = self.engine
+        body = Health(status=self.status, ready=eng is not None, modes=list(MODES), error=self.error, cache=cache_stats)
+        if shards is not None:
+            body.shards = shards
+            body.status = "degraded" if any(sh["state"] != "up" for sh in shards) else body.status
+        if eng is None:
+            return body, 503
+        body.model, body.dim, body.documents = eng.embedder.model_id, eng.embedder.dim, len(eng.corpus)
+        body.index = {"factory": eng.index.factory, "metric": eng.index.metric, "vectors": len(eng.index),
+                      "bm25": eng.bm25 is not None}  # fmt: skip
+        body.modes = eng.modes()
+        query, built = eng.embedder.backend, eng.index.backend  # a saved index may come from another backend
+        body.backend = {"query": query, "index": built, "mixed": built is not None and built != query}
+        if self.batcher is not None:
+            b = self.batcher
+            body.encoder = {"calls": b.calls, "texts": b.texts, "max_batch": b.max_batch}
+        return body, 200
+
+
+def create_app(
+    engine: SearchEngine | None = None,
+    *,
+    loader: Callable[[], SearchEngine] | None = None,
+    cache: QueryCache | None = None,
+    result_cache_size: int = DEFAULT_RESULTS,
+    micro_batch: bool = True,
+    batch_window_ms: float = 0.0,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    experiment: Experiment | None = None,
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    """Return the FastAPI app serving ``engine`` (or the engine ``loader()`` returns, loaded at start-up).
+
+    ``cache`` defaults to :func:`searchkit.serving.cache.make_cache` (LRU, or Redis when ``SEARCHKIT_REDIS_URL`` is
+    set). The caller's engine is not modified: the app works on a shallow copy with the cache attached.
+    ``result_cache_size`` answers of repeated queries are kept whole (:class:`searchkit.serving.cache.ResultCache`; 0: off).
+    With an ``experiment``, ``/search`` answers from its arms and records impressions; ``/click`` records clicks.
+    ``cors_origins`` (e.g. ``["http://localhost:3000"]``) lets pages from those origins call the API; none by default.
+    """
+    if engine is None and loader is None:
+        raise InputError("create_app needs an engine or a loader: pass SearchEngine.build(corpus) or a function")
+    results = ResultCache(result_cache_size)
+    service = _Service(cache if cache is not None else make_cache(), results, micro_batch, batch_window_ms)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if service.engine is None and loader is not None:
+            threading.Thread(target=service.load, args=(loader,), name="searchkit-loader", daemon=True).start()
+        yield
+        service.close()
+
+    app = FastAPI(
+        title="searchkit",
+        version="0.1.0",
+        description="Semantic search over a corpus: dense embeddings (FAISS), BM25, or both.",
+        lifespan=lifespan,
+        responses={422: {"description": "invalid input: the message says which value and how to fix it"}},
+        docs_url=None, redoc_url=None,  # served from local files by apply_http_rules
+    )
+    app.state.searchkit = service
+    app.state.cache = service.cache
+    if engine is not None:
+        service.attach(engine)
+    _add_error_handlers(app)
+    _add_search_routes(app, service, max_body_bytes, experiment)
+    add_experiment_routes(app, experiment)
+    _add_health_route(app, service)
+    add_page(app)  # the search page at / (searchkit/serving/static)
+    apply_http_rules(app, cors_origins=cors_origins, max_body_bytes=max_body_bytes)  # after every route is added
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Answer searchkit's own errors with JSON (validation and parse errors: :mod:`searchkit.serving.http_rules`)."""
+
+    @app.exception_handler(NotReadyError)
+    async def _on_not_ready(request: Request, exc: NotReadyError) -> JSONResponse:
+        return _problem(503, f"not ready: {exc}")
+
+    @app.exception_handler(SearchkitError)
+    async def _on_searchkit(request: Request, exc: SearchkitError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": [{"loc": ["body"], "msg": str(exc).splitlines()[0], "type": "value_error"}]}, status_code=422
+        )
+
+    @app.exception_handler(Exception)
+    async def _on_error(request: Request, exc: Exception) -> JSONResponse:
+        return _problem(500, f"internal error ({type(exc).__name__}); the server log has details")
+
+
+def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, experiment: Experiment | None) -> None:
+    """Add ``POST /search``, ``GET /search`` and ``POST /search/batch`` (single searches join a running experiment)."""
+    err = {
+        400: {"model": Problem, "description": "body is not JSON the server can parse (too deeply nested, not UTF-8)"},
+        413: {"model": Problem, "description": f"request body over {max_body_bytes} bytes"},
+        422: {"description": "invalid input"},
+        503: {"model": Problem, "description": "index not loaded yet"},
+    }
+
+    @app.post("/search", response_model=SearchResponse, responses=err, summary="Search with one query")
+    def search(req: SearchRequest, request: Request) -> JSONResponse:
+        """Return the ``top_k`` best documents for ``query`` (while an experiment runs: its arms decide the mode)."""
+        if experiment is not None:
+            return experiment_search(experiment, service.search, req, request, _hit)
+        res = service.search([req.query], req.top_k, req.mode, req.prefix)
+        return JSONResponse({
+            "query": req.query, "mode": req.mode, "results": [_hit(h, req.snippet) for h in res.hits[0]],
+            "timings_ms": res.timings.as_dict(), "cached": bool(res.cached[0]), "result_cached": res.result_cached,
+            **_partial(res),
+        })  # fmt: skip  (built directly: the response model documents it, re-validating it costs time)
+
+    @app.get("/search", response_model=SearchResponse, responses=err, summary="Search from a browser or curl")
+    def search_get(
+        request: Request,
+        q: str = Query(..., description=_QUERY_DOC,
+                       json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS}),
+        top_k: str = Query("10", description=_TOPK_DOC,  # a string, so a bad value gets our message
+                           json_schema_extra={"pattern": _TOP_K_PATTERN}),
+        mode: str = Query("dense", description="dense, bm25 or hybrid", json_schema_extra={"enum": list(MODES)}),
+        prefix: str | None = Query(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS}),
+    ) -> JSONResponse:
+        """Like ``POST /search``, with the parameters in the URL: ``/search?q=read+a+csv+file&top_k=5``."""
+        return search(_request_from_url(q, top_k, mode, prefix), request)
+
+    @app.post("/search/batch", response_model=BatchResponse, responses=err, summary="Search with many queries")
+    def search_batch(req: BatchRequest) -> JSONResponse:
+        """Answer up to 64 queries with one encoder call; results come in the order of ``queries``."""
+        res = service.search(req.queries, req.top_k, req.mode, req.prefix)
+        return JSONResponse({
+            "mode": req.mode, "results": [[_hit(h, req.snippet) for h in row] for row in res.hits],
+            "timings_ms": res.timings.as_dict(), "cached": [bool(c) for c in res.cached],
+            "result_cached": res.result_cached, **_partial(res),
+        })  # fmt: skip
+
+
+def _partial(res: EngineResult) -> dict:
+    """Return ``{"partial": true, "failed_shards": [...]}`` when shards did not answer, else nothing."""
+    return {"partial": True, "failed_shards": list(res.failed_shards)} if res.partial else {}
+
+
+def _request_from_url(q: str, top_k: str, mode: str, prefix: str | None) -> SearchRequest:
+    """Return the SearchRequest of ``GET /search`` parameters; bad ones raise a 422 naming the URL parameter."""
+    if not re.fullmatch(r"0|[1-9][0-9]{0,19}", top_k):  # a plain whole number; its range is the model's check
+        shown = repr(top_k[:20]) + (f" ({len(top_k)} characters)" if len(top_k) > 20 else "")
+        raise RequestValidationError(
+            [{"loc": ("query", "top_k"), "msg": f"top_k is {shown}: give a whole number from 1 to {MAX_TOP_K} "
+              "in ASCII digits", "type": "int_parsing"}]  # fmt: skip
+        )
+    try:
+        return SearchRequest(query=q, top_k=int(top_k), mode=mode, prefix=prefix)
+    except ValidationError as e:
+        raise RequestValidationError(
+            [{**x, "loc": ("query", {"query": "q"}.get(str(x["loc"][0]), x["loc"][0]))} for x in e.errors()]
+        ) from None
+
+
+def _add_health_route(app: FastAPI, service: _Service) -> None:
+    """Add ``GET /health``."""
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}}, summary="Readiness")
+    async def health() -> JSONResponse:
+        """Say whether the model and index are loaded (200) or not (503), and what is served."""
+        # On the event loop, not in the worker threads /search fills up: a saturated /search must not queue it.
+        # Only Redis stats may touch the network (a ping, 50 ms timeout): they go to a thread of their own.
+        cache = service.cache
+        stats = await asyncio.to_thread(cache.stats) if isinstance(cache, RedisCache) else cache.stats()
+        stats = {**stats, "results": service.results.stats()}
+        index = getattr(service.engine, "index", None)
+        shards = await asyncio.to_thread(index.health) if hasattr(index, "health") else None  # asks each shard actor
+        body, status = service.health(stats, shards)
+        return JSONResponse(body.model_dump(), status_code=status)
