@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from searchkit.config import quick  # noqa: E402
 from searchkit.corpus.loaders import load_dataset  # noqa: E402
-from searchkit.engine import load_engine  # noqa: E402
 from searchkit.experiments import simulate as S  # noqa: E402
 from searchkit.experiments.arms import parse_arms  # noqa: E402
 from searchkit.measure.report import format_table  # noqa: E402
 from searchkit.serving.cache import LRUCache  # noqa: E402
-from searchkit.serving.server import set_compute_threads  # noqa: E402
+from searchkit.startup import load_engine  # noqa: E402
+from searchkit.threads import set_compute_threads  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

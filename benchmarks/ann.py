@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         del xb
         gc.collect()
         if not args.skip_pydocs:
-            from searchkit.corpus.datasets import load_pydocs
+            from searchkit.corpus.pydocs import load_pydocs
             from searchkit.encoders.embed import default_embedder
 
             ds = load_pydocs()

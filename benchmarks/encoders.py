@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from searchkit.corpus.datasets import load_beir, load_pydocs  # noqa: E402
+from searchkit.corpus.datasets import load_beir
+from searchkit.corpus.pydocs import load_pydocs  # noqa: E402
 from searchkit.encoders.embed import Embedder  # noqa: E402
 from searchkit.index.vector import VectorIndex  # noqa: E402
 from searchkit.relevance.metrics import evaluate  # noqa: E402

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from soak import running_server  # noqa: E402
 
-from searchkit.measure.bench import load_test  # noqa: E402
+from searchkit.measure.load import load_test  # noqa: E402
 from searchkit.measure.report import format_table  # noqa: E402
 from searchkit.serving.server import free_port  # noqa: E402
 

@@ -42,7 +42,8 @@ HEADER = ("| query  | clients | snippet | requests |  p50 ms |  p95 ms |  p99 ms
 def build_engine(n_docs: int, factory: str, nprobe: int | None, backend: str, seed: int = 0):
     """Return a dense-only engine over the Python docs padded with synthetic documents to ``n_docs``."""
     from searchkit.config import cache_dir
-    from searchkit.corpus.datasets import Corpus, load_pydocs
+    from searchkit.corpus.datasets import Corpus
+    from searchkit.corpus.pydocs import load_pydocs
     from searchkit.encoders.embed import default_embedder
     from searchkit.engine import SearchEngine
     from searchkit.index.sizing import IndexSpec
@@ -82,7 +83,7 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from searchkit.serving.app import create_app
-    from searchkit.serving.server import set_compute_threads
+    from searchkit.threads import set_compute_threads
 
     t0 = time.perf_counter()
     set_compute_threads(args.threads)  # before the encoder loads: onnxruntime fixes its threads at start
@@ -94,7 +95,7 @@ def serve(args: argparse.Namespace) -> None:
 
 def cold_queries(n: int) -> list[str]:
     """Return ``n`` distinct realistic queries (the judged pydocs queries, varied so none repeats)."""
-    from searchkit.corpus.datasets import load_pydocs
+    from searchkit.corpus.pydocs import load_pydocs
 
     base = list(load_pydocs().queries.values())
     words = ["quickly", "in python", "example", "safely", "for a beginner", "with the stdlib", "how to", "best way"]
@@ -108,7 +109,7 @@ def cold_queries(n: int) -> list[str]:
 
 def load(port: int, queries: list[str], clients: int, top_k: int, snippet: int | None = None) -> dict:
     """Send ``queries`` from ``clients`` threads (see :func:`searchkit.measure.bench.load_test`)."""
-    from searchkit.measure.bench import load_test
+    from searchkit.measure.load import load_test
 
     extra = {} if snippet is None else {"snippet": snippet}
     return load_test(f"http://127.0.0.1:{port}", queries, clients, top_k, extra=extra)

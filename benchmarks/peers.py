@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     from searchkit.encoders.embed import Embedder
     from searchkit.encoders.models import resolve_model
     from searchkit.engine import SearchEngine
-    from searchkit.serving.server import BackgroundServer, serve_in_background, set_compute_threads
+    from searchkit.serving.server import BackgroundServer, serve_in_background
+    from searchkit.threads import set_compute_threads
 
     set_compute_threads(a.threads)  # before the encoders load: onnxruntime fixes its threads at start
     ds = load_beir(a.dataset)

@@ -80,7 +80,8 @@ def goal_line(rows: list[dict]) -> str:
 
 def real_dataset(spec: str, embedder):
     """Return (name, xb, xq, qrels, qids, doc_ids) for ``pydocs`` or a BEIR folder."""
-    from searchkit.corpus.datasets import load_beir, load_pydocs
+    from searchkit.corpus.datasets import load_beir
+    from searchkit.corpus.pydocs import load_pydocs
 
     ds = load_pydocs() if spec == "pydocs" else load_beir(spec)
     queries = ds.judged_queries()

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from soak import running_server  # noqa: E402
 
-from searchkit.measure.bench import load_test, percentiles  # noqa: E402
+from searchkit.measure.bench import percentiles  # noqa: E402
+from searchkit.measure.load import load_test
 from searchkit.measure.report import format_table  # noqa: E402
 from searchkit.serving.server import free_port  # noqa: E402
 

@@ -117,10 +117,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Load (or build) the index, then serve the search app with uvicorn until Ctrl-C."""
     import uvicorn
 
-    from searchkit.engine import load_engine
     from searchkit.scale.shards import is_sharded
     from searchkit.serving.app import create_app
-    from searchkit.serving.server import CONNECTION_LIMITS, set_compute_threads
+    from searchkit.serving.server import CONNECTION_LIMITS
+    from searchkit.startup import load_engine
+    from searchkit.threads import set_compute_threads
     from searchkit.validation import check_positive_int
 
     experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
@@ -154,7 +155,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _experiment(args: argparse.Namespace):
     """Return the Experiment that ``--experiment`` asks for (None without it)."""
-    from searchkit.experiments.arms import Experiment, check_design, parse_arms
+    from searchkit.experiments.arms import check_design, parse_arms
+    from searchkit.experiments.live import Experiment
 
     if args.experiment is None:
         if args.events or args.experiment_design:

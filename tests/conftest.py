@@ -22,7 +22,7 @@ def embedder():
 @pytest.fixture(scope="session")
 def pydocs():
     """The built-in Python-docs dataset."""
-    from searchkit.corpus.datasets import load_pydocs
+    from searchkit.corpus.pydocs import load_pydocs
 
     return load_pydocs()
 
@@ -85,15 +85,15 @@ def one_compute_thread():
     import faiss
     import torch
 
-    from searchkit.serving import server
-    from searchkit.serving.server import set_compute_threads
+    from searchkit import threads
+    from searchkit.threads import set_compute_threads
 
-    before = torch.get_num_threads(), faiss.omp_get_max_threads(), server._threads
+    before = torch.get_num_threads(), faiss.omp_get_max_threads(), threads._threads
     set_compute_threads(1)
     yield
     torch.set_num_threads(before[0])
     faiss.omp_set_num_threads(before[1])
-    server._threads = before[2]
+    threads._threads = before[2]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from searchkit.encoders.batching import BatchingEmbedder
 from searchkit.engine import MODES, SearchEngine
-from searchkit.errors import InputError
 from searchkit.serving.app import MAX_BODY_BYTES, create_app
 from searchkit.serving.cache import LRUCache, RedisCache
 from searchkit.serving.server import serve_in_background
@@ -375,7 +374,7 @@ def test_app_with_redis_stopped_mid_test_keeps_answering(small_engine):
 
 def test_set_compute_threads_checks_its_argument():
     from searchkit.errors import InputError
-    from searchkit.serving.server import set_compute_threads
+    from searchkit.threads import set_compute_threads
 
     with pytest.raises(InputError, match="threads must be a positive integer, got 0"):
         set_compute_threads(0)
@@ -385,17 +384,17 @@ def test_requests_search_with_the_threads_set_for_the_process(small_engine, monk
     """OpenMP keeps faiss's thread count per thread: the worker thread answering a request gets the process's."""
     import faiss
 
-    from searchkit.serving import server
+    from searchkit import threads
 
     seen = []
     real = SearchEngine.search_timed
     monkeypatch.setattr(SearchEngine, "search_timed", lambda self, *a, **kw: (seen.append(faiss.omp_get_max_threads()), real(self, *a, **kw))[1])
-    monkeypatch.setattr(server, "_threads", None)  # as before set_compute_threads (the fixture restores all)
+    monkeypatch.setattr(threads, "_threads", None)  # as before set_compute_threads (the fixture restores all)
     fresh = []
     t = threading.Thread(target=lambda: fresh.append(faiss.omp_get_max_threads()))
     t.start()
     t.join()
     with TestClient(create_app(small_engine, cache=LRUCache(10))) as c:
-        server.set_compute_threads(1)
+        threads.set_compute_threads(1)
         assert c.post("/search", json={"query": "delete a folder", "top_k": 3}).status_code == 200
     assert seen == [1], f"a new thread starts with {fresh[0]} faiss threads; the request searched with {seen}"

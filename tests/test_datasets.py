@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from searchkit.corpus.datasets import Corpus, build_pydocs_corpus, download_beir, load_beir
+from searchkit.corpus.datasets import Corpus, download_beir, load_beir
 from searchkit.corpus.loaders import load_dataset
+from searchkit.corpus.pydocs import build_pydocs_corpus
 from searchkit.errors import DatasetError
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "beir" / "scifact"
@@ -138,7 +139,7 @@ def test_pydocs_holds_no_memory_addresses(pydocs):
     statistics and every notebook output over the corpus."""
     import re
 
-    from searchkit.corpus.datasets import _signature
+    from searchkit.corpus.pydocs import _signature
 
     assert "0x" not in _signature(shutil.copytree), _signature(shutil.copytree)
     assert "copy_function=<function copy2>" in _signature(shutil.copytree)

@@ -10,7 +10,8 @@ import pytest
 from searchkit.corpus.datasets import Corpus, Dataset
 from searchkit.engine import SearchSettings
 from searchkit.errors import InputError
-from searchkit.relevance.evaluate import ClickModel, System, evaluate_engine, evaluate_systems, interleave, team_draft
+from searchkit.relevance.evaluate import System, evaluate_engine, evaluate_systems
+from searchkit.relevance.interleave import ClickModel, interleave, team_draft
 
 JSON_KEYS = {"system", "ndcg_at_10", "ndcg_ci_low", "ndcg_ci_high", "recall_at_100", "mrr_at_10", "ms_per_query"}
 

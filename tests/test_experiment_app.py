@@ -20,8 +20,9 @@ from fastapi.testclient import TestClient
 from searchkit.cli import main
 from searchkit.corpus.datasets import Corpus
 from searchkit.engine import SearchEngine
-from searchkit.experiments.arms import Experiment, assign, interleaving_rng, search_arm
-from searchkit.relevance.evaluate import team_draft
+from searchkit.experiments.arms import assign, interleaving_rng, search_arm
+from searchkit.experiments.live import Experiment
+from searchkit.relevance.interleave import team_draft
 from searchkit.serving.app import create_app
 from searchkit.serving.server import free_port, serve_in_background
 

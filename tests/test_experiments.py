@@ -11,9 +11,11 @@ from scipy.stats import binomtest, chi2_contingency
 
 from searchkit.errors import ExperimentError, InputError, NotShownError, UnknownImpressionError
 from searchkit.experiments import simulate as S
-from searchkit.experiments.arms import Arm, EventStore, Experiment, assign, parse_arm, parse_arms, summarize
+from searchkit.experiments.arms import Arm, assign, parse_arm, parse_arms
+from searchkit.experiments.events import EventStore
+from searchkit.experiments.live import Experiment
 from searchkit.relevance import metrics as M
-from searchkit.relevance.evaluate import ClickModel
+from searchkit.relevance.interleave import ClickModel
 
 # -- statistics ---------------------------------------------------------------------------------------------
 

@@ -13,9 +13,10 @@ from fastapi import Query
 from fastapi.testclient import TestClient
 from test_hostile import client, engine, msg  # noqa: F401  (the twelve-document app in six scripts)
 
-from searchkit.serving.app import MAX_BATCH, create_app
+from searchkit.serving.app import create_app
 from searchkit.serving.cache import LRUCache
 from searchkit.serving.http_rules import MAX_ERRORS
+from searchkit.serving.schemas import MAX_BATCH
 
 pytestmark = pytest.mark.usefixtures("one_compute_thread")
 

@@ -114,7 +114,7 @@ def test_bad_batch_size(onnx_int8):
 
 def test_serving_threads_reach_an_encoder_loaded_before_them(one_compute_thread):
     """``serve`` loads the encoder (and embeds with every core), then sets its threads: the ONNX session follows."""
-    from searchkit.serving.server import set_compute_threads
+    from searchkit.threads import set_compute_threads
 
     emb = Embedder(backend="onnx-int8")
     emb.model.set_threads(2)

@@ -126,7 +126,7 @@ def test_search_command_reads_a_csv_with_another_text_column(tmp_path, capsys):
 
 
 def test_a_serve_engine_from_a_saved_folder_index_maps_passages(tmp_path, embedder):
-    from searchkit.engine import load_engine
+    from searchkit.startup import load_engine
 
     root, out = _notes(tmp_path / "notes"), tmp_path / "index"
     build_corpus_index(load_dataset(str(root)).corpus, out, embedder)

@@ -28,7 +28,7 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from searchkit.corpus.datasets import Corpus  # noqa: E402
 from searchkit.engine import SearchEngine  # noqa: E402
-from searchkit.experiments.arms import Experiment  # noqa: E402
+from searchkit.experiments.live import Experiment  # noqa: E402
 from searchkit.index.vector import VectorIndex  # noqa: E402
 from searchkit.relevance.lexical import BM25  # noqa: E402
 from searchkit.serving.app import create_app  # noqa: E402

@@ -11,7 +11,6 @@ from searchkit.index.codes import (
     Int8Index,
     Reranked,
     build_index,
-    bytes_per_vector,
     calibration_ranges,
     check_training_size,
     dequantize_int8,
@@ -21,6 +20,7 @@ from searchkit.index.codes import (
     serialized_size,
     unpack_signs,
 )
+from searchkit.index.memory import bytes_per_vector
 from searchkit.index.vector import VectorIndex
 
 

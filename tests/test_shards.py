@@ -238,8 +238,8 @@ def test_build_shards_command_and_app_on_shards(ray_cluster, tmp_path):
     from fastapi.testclient import TestClient
 
     from searchkit.cli import main
-    from searchkit.engine import load_engine
     from searchkit.serving.app import create_app
+    from searchkit.startup import load_engine
 
     out = tmp_path / "idx"
     assert main(["build", "--corpus", "pydocs", "--shards", "3", "--out", str(out), "--backend", "torch"]) == 0

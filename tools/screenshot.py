@@ -13,10 +13,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout: import this checkout's searchkit
     sys.path.insert(0, str(ROOT))
 
-from searchkit.engine import load_engine  # noqa: E402
 from searchkit.serving.app import create_app  # noqa: E402
 from searchkit.serving.page import launch_chromium  # noqa: E402
-from searchkit.serving.server import BackgroundServer, set_compute_threads  # noqa: E402
+from searchkit.serving.server import BackgroundServer
+from searchkit.startup import load_engine  # noqa: E402
+from searchkit.threads import set_compute_threads  # noqa: E402
 
 QUERY = "delete a folder and everything inside it"
 

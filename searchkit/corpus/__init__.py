@@ -1,1 +1,1 @@
-"""searchkit.corpus."""
+"""Texts in: the built-in Python docs, BEIR data sets, your own files, passages of long documents, synthetic vectors."""

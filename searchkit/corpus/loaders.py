@@ -13,7 +13,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from searchkit.corpus.datasets import Corpus, Dataset, load_beir, load_pydocs
+from searchkit.corpus.datasets import Corpus, Dataset, load_beir
+from searchkit.corpus.pydocs import load_pydocs
 from searchkit.errors import DatasetError, InputError
 
 MAX_FILE_SIZE = 10 * 1024**2  # bytes: larger files are skipped unless --max-file-size says otherwise

@@ -98,7 +98,7 @@ def pydocs_fit(embedder=None, clusters: int = 64) -> GaussianFit:
     Cached on disk. 64 topics reproduce the recall/efSearch curve of the real embeddings; a single Gaussian
     (same mean and overall covariance spectrum, no topics) is markedly harder for ANN than real data.
     """
-    from searchkit.corpus.datasets import load_pydocs
+    from searchkit.corpus.pydocs import load_pydocs
     from searchkit.encoders.embed import default_embedder
 
     embedder = embedder or default_embedder()

@@ -1,1 +1,1 @@
-"""searchkit.course."""
+"""The course's own parts: the checks behind every notebook exercise."""

@@ -1,1 +1,1 @@
-"""searchkit.experiments."""
+"""Online experiments: arms, assignment, the event store of impressions and clicks, simulated users."""

@@ -21,7 +21,7 @@ from searchkit.engine import SearchEngine
 from searchkit.errors import ExperimentError, InputError
 from searchkit.experiments.arms import Arm, assign, interleaving_rng, search_arm, summarize
 from searchkit.relevance import metrics
-from searchkit.relevance.evaluate import ClickModel, team_draft
+from searchkit.relevance.interleave import ClickModel, team_draft
 from searchkit.validation import check_positive_int, normalize_query
 
 Rankings = Mapping[str, Sequence[str]]  # query id -> ranked doc ids
@@ -164,24 +164,6 @@ def power_curve(rates: Rates, null: Rates, weights: Sequence[float] = (0.1, 0.25
     return rows
 
 
-def plot_power_curve(rows: Sequence[dict], title: str = "Queries needed to detect the better system"):
-    """Plot queries needed (log scale) against the CTR difference, one line per design; return the figure."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    x = [abs(r["ctr_diff"]) * 100 for r in rows]
-    for design, marker in (("split", "o"), ("interleave", "s")):
-        ax.plot(x, [r[design] or np.nan for r in rows], marker=marker, label=f"{design}")
-    ax.set_yscale("log")
-    ax.set_xlabel("true CTR difference between the arms (percentage points)")
-    ax.set_ylabel("queries for 80% power at p < 0.05 (log)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
 # -- a live run over HTTP ------------------------------------------------------------------------------------
 
 
@@ -258,7 +240,7 @@ def live_run(engine: SearchEngine, arms: Sequence[Arm], design: str, queries: Ma
     """
     import httpx
 
-    from searchkit.experiments.arms import Experiment
+    from searchkit.experiments.live import Experiment
     from searchkit.serving.server import serve_in_background
 
     exp = Experiment(arms, design, events, seed=seed)

@@ -1,1 +1,2 @@
-"""searchkit.index."""
+"""Vectors to ids: the Index protocol, the faiss VectorIndex, its files and manifest, sizing, compressed codes,
+memory arithmetic, index choice under a budget, incremental builds."""

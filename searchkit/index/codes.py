@@ -1,167 +1,21 @@
-"""Compressed vector indexes: memory arithmetic, PQ/IVFPQ/SQ/OPQ builds, re-ranking, int8 and binary codes."""
+"""Compressed vector indexes: PQ/IVFPQ/SQ/OPQ builds, re-ranking, int8 and binary codes, and their sizes."""
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
 from searchkit.errors import InputError, SearchIndexError
-from searchkit.index.sizing import MIN_POINTS_PER_CELL
+from searchkit.index.memory import check_training_size, memory_estimate
 from searchkit.index.vector import SearchResult, VectorIndex
 from searchkit.validation import as_matrix, check_ids_match, check_positive_int
-
-ID_BYTES = 8  # faiss stores one int64 label per vector (IDMap and inverted lists alike)
-
-_SQ_BITS = {"SQ4": 4, "SQ6": 6, "SQ8": 8, "SQfp16": 16, "SQbf16": 16, "SQ8_direct": 8, "SQ8_direct_signed": 8}
-
 
 # -- memory calculator -------------------------------------------------------------------------
 
 
-@dataclass
-class MemoryEstimate:
-    """Bytes an index needs: ``per_vector`` for every vector added plus ``fixed`` (codebooks, centroids)."""
-
-    factory: str
-    dim: int
-    per_vector: float
-    fixed: int
-    min_train: int  # fewest training vectors faiss accepts (0: no training)
-    good_train: int  # training vectors for well-fitted codebooks and centroids
-
-    def total(self, n: int) -> int:
-        """Return the estimated bytes of an index holding ``n`` vectors."""
-        return int(round(self.fixed + self.per_vector * n))
-
-    def per_vector_at(self, n: int) -> float:
-        """Return the bytes per vector at ``n`` vectors, fixed costs spread over them."""
-        return self.total(n) / max(n, 1)
-
-
-def _hnsw_graph_bytes(m: int) -> float:
-    """Return the expected bytes per node of a faiss HNSW graph with ``M = m``."""
-    # level 0 keeps 2M neighbours, every upper level M; P(level >= l) = M**-l, so E[levels above 0] = 1/(M-1).
-    # Each neighbour is an int32; each node also has an int32 level and a size_t offset.
-    return 4 * (2 * m + m / (m - 1)) + 4 + 8
-
-
-def _code_bytes(part: str, dim: int) -> tuple[float, int, int, int]:
-    """Return ``(bytes per vector, fixed bytes, min training points, good training points)`` of a storage."""
-    if part == "Flat":
-        return 4 * dim, 0, 0, 0
-    if part in _SQ_BITS:
-        bits = _SQ_BITS[part]
-        trained = 0 if bits == 16 or "direct" in part else 2 * dim * 4  # per-dimension min and range
-        return math.ceil(bits * dim / 8), trained, 0 if not trained else 1, 0 if not trained else 1000
-    m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fsr?)?(?:np)?", part)
-    if m:
-        M, nbits = int(m[1]), int(m[2] or 8)
-        if dim % M:
-            raise InputError(f"PQ{M} needs a dimension divisible by {M}, got {dim}: pick M among the divisors of {dim}")
-        if m[3] and nbits != 4:
-            raise InputError(f"{part}: fast-scan PQ works on 4-bit codes only: write PQ{M}x4fs")
-        ksub = 2**nbits
-        return math.ceil(M * nbits / 8), ksub * dim * 4, ksub, MIN_POINTS_PER_CELL * ksub
-    if part in ("BFlat", "Binary"):
-        if dim % 8:
-            raise InputError(f"binary codes need a dimension divisible by 8, got {dim}")
-        return dim // 8, 0, 0, 0
-    raise InputError(
-        f"the memory calculator does not know the storage {part!r}: "
-        "use Flat, SQ4/SQ6/SQ8/SQfp16, PQ<M>[x<bits>], PQ<M>x4fs or Binary"
-    )
-
-
-def memory_estimate(factory: str, dim: int = 384, id_map: bool = True) -> MemoryEstimate:
-    """Return the memory a faiss ``factory`` index of dimension ``dim`` needs (``id_map``: wrapped as VectorIndex does).
-
-    Knows Flat, SQ4/6/8/fp16, PQ<M>[x<bits>] and fast-scan PQ<M>x4fs, IVF<n>,<storage>, HNSW<M>[,<storage>], OPQ<M>[_<d>] and
-    PCA<d> transforms, ``RFlat`` / ``Refine(<storage>)`` re-ranking stores, and ``Binary`` (1 bit per dimension).
-    """
-    if not isinstance(factory, str) or not factory.strip():
-        raise InputError(f"factory must be a non-empty string like 'IVF1024,PQ32', got {factory!r}")
-    parts = [p.strip() for p in re.split(r",(?![^(]*\))", factory)]
-    d, per, fixed, min_train, good_train = dim, 0.0, 0, 0, 0
-    per += ID_BYTES if id_map else 0
-    storage_seen = False
-    for part in parts:
-        if m := re.fullmatch(r"OPQ(\d+)(?:_(\d+))?", part):
-            d_out = int(m[2] or d)
-            fixed += 4 * d * d_out
-            min_train, good_train = max(min_train, 256), max(good_train, MIN_POINTS_PER_CELL * 256)
-            d = d_out
-        elif m := re.fullmatch(r"PCAR?(\d+)", part):
-            d_out = int(m[1])
-            fixed += 4 * (d * d + d_out * d + 2 * d + d_out)  # eigenvectors, projection, eigenvalues, mean, bias
-            min_train, good_train = max(min_train, d), max(good_train, 10 * d)
-            d = d_out
-        elif m := re.fullmatch(r"IVF(\d+)", part):
-            nlist = int(m[1])
-            per += ID_BYTES  # inverted lists store each vector's label next to its code
-            fixed += nlist * d * 4  # Flat coarse quantizer: one centroid per list
-            min_train, good_train = max(min_train, nlist), max(good_train, MIN_POINTS_PER_CELL * nlist)
-        elif m := re.fullmatch(r"HNSW(\d+)(?:_(\w+))?", part):
-            per += _hnsw_graph_bytes(int(m[1]))
-            if m[2]:
-                c, f, lo, hi = _code_bytes(m[2], d)
-                per, fixed, storage_seen = per + c, fixed + f, True
-                min_train, good_train = max(min_train, lo), max(good_train, hi)
-        elif part == "RFlat" or (m := re.fullmatch(r"Refine\((\w+)\)", part)):
-            c, f, lo, hi = _code_bytes("Flat" if part == "RFlat" else m[1], dim)
-            per, fixed = per + c, fixed + f
-            min_train, good_train = max(min_train, lo), max(good_train, hi)
-        else:
-            c, f, lo, hi = _code_bytes(part, d)
-            per, fixed, storage_seen = per + c, fixed + f, True
-            min_train, good_train = max(min_train, lo), max(good_train, hi)
-    if not storage_seen and re.match(r"HNSW", parts[-1]):
-        per += 4 * d  # a bare HNSW<M> stores full vectors
-    elif not storage_seen:
-        raise InputError(f"factory {factory!r} names no storage: end it with Flat, SQ8, PQ<M> or similar")
-    return MemoryEstimate(factory, dim, per, fixed, min_train, good_train)
-
-
-def bytes_per_vector(factory: str, dim: int = 384, id_map: bool = True) -> float:
-    """Return the bytes each added vector costs in a ``factory`` index (fixed codebooks not counted)."""
-    return memory_estimate(factory, dim, id_map).per_vector
-
-
-def serialized_size(index: VectorIndex | faiss.Index | faiss.IndexBinary | BinaryIndex | Int8Index) -> int:
-    """Return the size in bytes of ``index`` written with faiss (what it takes on disk and, loaded, in RAM)."""
-    if isinstance(index, (VectorIndex, Int8Index)):
-        index = index.index
-    if isinstance(index, BinaryIndex):
-        index = index.index
-    if isinstance(index, faiss.IndexBinary):
-        return int(faiss.serialize_index_binary(index).size)
-    return int(faiss.serialize_index(index).size)
-
-
 # -- building compressed indexes ---------------------------------------------------------------
-
-
-def check_training_size(factory: str, n_train: int, dim: int = 384) -> None:
-    """Raise InputError when ``n_train`` vectors are too few to train a ``factory`` index."""
-    est = memory_estimate(factory, dim)
-    if n_train < est.min_train:
-        need = []
-        for part in re.split(r",(?![^(]*\))", factory):
-            if m := re.fullmatch(r"(?:O?PQ|HNSW\d+_PQ)(\d+)(?:x(\d+))?(?:fsr?)?(?:_\d+)?", part.strip()):
-                k = 2 ** int(m[2] or 8)
-                need.append(f"{part.strip()} trains {k} centroids per sub-quantizer")
-            elif m := re.fullmatch(r"IVF(\d+)", part.strip()):
-                need.append(f"{part.strip()} trains {m[1]} coarse centroids")
-        why = "; ".join(need) or "its quantizers need more points"
-        raise InputError(
-            f"index {factory!r} needs at least {est.min_train:,} training vectors but got {n_train:,} ({why}): "
-            f"train on more vectors (at least {est.good_train:,} for good codebooks), or use fewer bits, "
-            "fewer lists, or a Flat/SQ8 index"
-        )
 
 
 def build_index(
@@ -421,32 +275,6 @@ class Int8Index(_CodeIndex):
 # -- figures ---------------------------------------------------------------------------------------
 
 
-def plot_pq_codes(x: np.ndarray, index: VectorIndex, ax=None):
-    """Draw one vector ``x`` ``(d,)`` split into the PQ sub-vectors of ``index`` and the one-byte code of each."""
-    import matplotlib.pyplot as plt
-
-    pq = _find_pq(index)
-    m, dsub = pq.M, pq.dsub
-    code = pq.compute_codes(as_matrix(x, pq.d))[0]
-    recon = pq.decode(code.reshape(1, -1))[0]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(10, 3.2))
-    dims = np.arange(pq.d)
-    colors = plt.cm.tab10(np.arange(m) % 10)
-    for j in range(m):
-        sl = slice(j * dsub, (j + 1) * dsub)
-        ax.bar(dims[sl], x[sl], color=colors[j], width=1.0, alpha=0.55)
-        ax.plot(dims[sl], recon[sl], color="black", lw=0.8)
-    ymax = float(np.abs(x).max()) * 1.25
-    for j in range(m):
-        ax.text(j * dsub + dsub / 2, ymax * 0.92, str(int(code[j])), ha="center", fontsize=8)
-    ax.set_ylim(-ymax, ymax)
-    ax.set_title(f"PQ{m}: {pq.d} floats ({4 * pq.d} bytes) -> {m} sub-vectors -> {m} one-byte codes (numbers on top)")
-    ax.set_xlabel("dimension (colour = sub-vector; black line = nearest codebook centroid)")
-    ax.set_ylabel("component value")
-    return ax
-
-
 def _find_pq(index: VectorIndex | faiss.Index):
     sub = index.index if isinstance(index, VectorIndex) else index
     while sub is not None:
@@ -464,47 +292,12 @@ def reconstruction_error(index: VectorIndex | faiss.Index, x: np.ndarray) -> flo
     return float(np.linalg.norm(pq.decode(pq.compute_codes(x)) - x, axis=1).mean())
 
 
-def plot_hamming_vs_cosine(xb: np.ndarray, pairs: int = 2000, seed: int = 0, ax=None):
-    """Scatter the cosine of random pairs of unit vectors ``xb`` against the Hamming distance of their binary codes."""
-    import matplotlib.pyplot as plt
-
-    xb = as_matrix(xb)
-    rng = np.random.default_rng(seed)
-    a, b = rng.integers(0, len(xb), pairs), rng.integers(0, len(xb), pairs)
-    codes = quantize_binary(xb)
-    ham = np.unpackbits(codes[a] ^ codes[b], axis=1).sum(axis=1)
-    cos = np.einsum("ij,ij->i", xb[a], xb[b])
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    ax.scatter(cos, ham, s=4, alpha=0.4)
-    r = np.corrcoef(cos, ham)[0, 1]
-    ax.set_title(f"Hamming distance of {xb.shape[1]}-bit codes vs cosine (r = {r:.2f}, {pairs} random pairs)")
-    ax.set_xlabel("cosine similarity of the float vectors")
-    ax.set_ylabel("Hamming distance (bits that differ)")
-    ax.grid(alpha=0.3)
-    return ax
-
-
-def plot_recall_vs_memory(rows: Sequence[dict], title: str = "Recall@10 against memory", ax=None):
-    """Scatter bytes per vector (log scale) against recall@10, plain and re-ranked, one point per configuration."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4.5))
-    b = [r["bytes_per_vector"] for r in rows]
-    ax.scatter(b, [r["recall_at_10"] for r in rows], marker="o", facecolors="none", edgecolors="C0", label="plain")
-    ax.scatter(b, [r["recall_at_10_reranked"] for r in rows], marker="o", color="C1", label="re-ranked")
-    placed: list[tuple[float, float]] = []
-    for r in rows:
-        x, y = r["bytes_per_vector"], r["recall_at_10_reranked"]
-        near = any(abs(math.log10(x) - px) < 0.12 and abs(y - py) < 0.03 for px, py in placed)  # a label already there
-        ax.annotate(r["index"].split(" (")[0], (x, y), fontsize=7, xytext=(3, -10) if near else (3, 3),
-                    textcoords="offset points")  # fmt: skip
-        placed.append((math.log10(x), y))
-    ax.set_xscale("log")
-    ax.set_xlabel("bytes per vector (serialized index / n, log scale)")
-    ax.set_ylabel("recall@10 vs exact search")
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
-    return ax
+def serialized_size(index: VectorIndex | faiss.Index | faiss.IndexBinary | BinaryIndex | Int8Index) -> int:
+    """Return the size in bytes of ``index`` written with faiss (what it takes on disk and, loaded, in RAM)."""
+    if isinstance(index, (VectorIndex, Int8Index)):
+        index = index.index
+    if isinstance(index, BinaryIndex):
+        index = index.index
+    if isinstance(index, faiss.IndexBinary):
+        return int(faiss.serialize_index_binary(index).size)
+    return int(faiss.serialize_index(index).size)

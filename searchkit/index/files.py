@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,10 +62,19 @@ def save_index(vi: VectorIndex, folder: str | Path, sources: dict | None = None)
     return path
 
 
-def load_index(
-    cls: type[VectorIndex], folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False
-) -> VectorIndex:
-    """Load an index saved by :func:`save_index`, verifying checksums and (if given) the model and dimension.
+@dataclass
+class SavedIndex:
+    """What an index folder holds, checked: the faiss index, its ids, its manifest and incremental-build state."""
+
+    index: faiss.Index
+    ids: list[str | None]
+    manifest: IndexManifest
+    sources: dict | None
+    read_only: bool
+
+
+def load_index(folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False) -> SavedIndex:
+    """Read an index folder written by :func:`save_index`, verifying checksums and (if given) the model and dimension.
 
     ``mmap=True`` maps the index file read-only instead of reading it into memory (for indexes larger
     than RAM, or shared between processes); such an index can be searched but not changed.
@@ -87,22 +97,16 @@ def load_index(
     except RuntimeError:  # faiss's message may quote the file's first bytes: not worth echoing
         raise SearchIndexError(f"{folder / m.index_file} is not an index faiss {faiss.__version__} can read: {REBUILD}") from None
     _check_labels(raw, ids, folder / m.index_file)
-    vi = cls.__new__(cls)
-    vi.dim, vi.factory, vi.metric, vi.model_id, vi.backend = m.dim, m.factory, m.metric, m.model, m.backend
-    vi.ef_search, vi.nprobe = m.ef_search, m.nprobe
-    vi.sources = None  # {doc id: SourceState} when saved by an incremental build
-    if m.sources_file and m.sources_sha256:
-        vi.sources = parse_sources(read_verified(folder, m.sources_file, m.sources_sha256)[1], folder / m.sources_file)
-    vi.read_only = bool(mmap)
-    vi.index = raw
-    vi.ids = ids
-    vi._label = {d: i for i, d in enumerate(ids) if d is not None}
-    if vi.index.d != vi.dim or len(vi) != m.count or len(vi._label) != m.count:
+    live = len({d for d in ids if d is not None})  # a repeated id would shadow a vector
+    if raw.d != m.dim or raw.ntotal != m.count or live != m.count:
         raise SearchIndexError(
-            f"index in {folder} does not match its manifest (dim {vi.index.d}, {len(vi)} vectors, "
-            f"{len(vi._label)} ids; manifest says dim {vi.dim}, {m.count}): {REBUILD}"
+            f"index in {folder} does not match its manifest (dim {raw.d}, {raw.ntotal} vectors, "
+            f"{live} ids; manifest says dim {m.dim}, {m.count}): {REBUILD}"
         )
-    return vi
+    sources = None  # {doc id: SourceState} when saved by an incremental build
+    if m.sources_file and m.sources_sha256:
+        sources = parse_sources(read_verified(folder, m.sources_file, m.sources_sha256)[1], folder / m.sources_file)
+    return SavedIndex(raw, ids, m, sources, bool(mmap))
 
 
 def _check_labels(raw: faiss.Index, ids: list[str | None], source: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +11,8 @@ import faiss
 import numpy as np
 
 from searchkit.errors import InputError, SearchIndexError
+from searchkit.index.base import SearchResult
+from searchkit.index.faiss_ops import can_remove, empty_copy, index_kind, remove_in_place, search_parameters
 from searchkit.index.files import load_index, save_index
 from searchkit.index.sizing import (
     MIN_POINTS_PER_CELL,
@@ -32,39 +33,6 @@ from searchkit.validation import (
 Metric = Literal["ip", "l2"]  # inner product (cosine on unit vectors) or Euclidean distance
 _METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 VERSIONS = itertools.count(1)  # every state of every index in this process gets a number no other state has
-
-
-@dataclass
-class SearchResult:
-    """Results for a batch of queries: ``ids[q]`` and ``scores[q]`` hold the hits of query ``q``, best first.
-
-    A sharded index that could not reach every shard sets ``partial`` and names the ``failed_shards``.
-    """
-
-    ids: list[list[str]]
-    scores: list[list[float]]
-    partial: bool = False
-    failed_shards: list[int] = field(default_factory=list)
-
-
-def _remove_in_place(index: faiss.IndexIDMap2, labels: np.ndarray) -> None:
-    """Remove ``labels`` from an id-mapped Flat or IVF index, keeping every other label on its own vector.
-
-    ``IndexIDMap2.remove_ids`` compacts its label table as if the inner index renumbered the remaining
-    vectors, as Flat does; an IVF index keeps their old positions, so it is renumbered here to match.
-    """
-    positions = np.sort(np.flatnonzero(np.isin(faiss.vector_to_array(index.id_map), labels)))
-    index.remove_ids(faiss.IDSelectorBatch(labels))
-    try:
-        ivf = faiss.extract_index_ivf(index.index)
-    except RuntimeError:  # not IVF: Flat renumbers by itself
-        return
-    lists = ivf.invlists
-    for i in range(ivf.nlist):
-        n = lists.list_size(i)
-        if n:
-            stored = faiss.rev_swig_ptr(lists.get_ids(i), n)  # a writable view of the list's positions
-            stored -= np.searchsorted(positions, stored)
 
 
 class VectorIndex:
@@ -176,9 +144,7 @@ class VectorIndex:
     @property
     def kind(self) -> str:
         """Return 'ivf', 'hnsw' or 'flat' (any other exhaustive index) for the search parameters it takes."""
-        if faiss.try_extract_index_ivf(self.index) is not None:
-            return "ivf"
-        return "hnsw" if hnsw_of(self.index.index) is not None else "flat"
+        return index_kind(self.index)
 
     @property
     def nlist(self) -> int | None:
@@ -242,7 +208,7 @@ class VectorIndex:
         labels = np.fromiter((self._label[i] for i in ids), dtype=np.int64, count=len(ids))
         if len(labels) == 0:
             return 0
-        if self.kind == "hnsw" or not _can_remove(self.index):
+        if self.kind == "hnsw" or not can_remove(self.index):
             if not rebuild:
                 raise SearchIndexError(
                     f"{self.factory!r} indexes cannot delete vectors in place (faiss has no remove_ids for "
@@ -251,7 +217,7 @@ class VectorIndex:
                 )
             self._rebuild(drop=labels)
         else:
-            _remove_in_place(self.index, labels)
+            remove_in_place(self.index, labels)
         for i in ids:
             self.ids[self._label.pop(i)] = None
         self.version = next(VERSIONS)
@@ -279,15 +245,7 @@ class VectorIndex:
                 f"{self.factory!r} cannot return its stored vectors, so it cannot be rebuilt here: "
                 "rebuild it from the original embeddings with VectorIndex.build(ids, vectors, factory)"
             ) from None
-        base = faiss.index_factory(self.dim, self.factory, _METRICS[self.metric])
-        if not base.is_trained:  # keep the trained quantizers, drop the data
-            base = faiss.clone_index(self.index.index)
-            base.reset()
-        old, new = hnsw_of(self.index.index), hnsw_of(base)
-        if old is not None and new is not None:
-            new.hnsw.efConstruction = old.hnsw.efConstruction
-            new.hnsw.efSearch = old.hnsw.efSearch
-        index = faiss.IndexIDMap2(base)
+        index = faiss.IndexIDMap2(empty_copy(self.index.index, self.factory, _METRICS[self.metric]))
         if len(keep):
             index.add_with_ids(np.ascontiguousarray(xb, dtype=np.float32), keep)
         self.index = index
@@ -300,29 +258,8 @@ class VectorIndex:
         """Return fresh faiss search parameters for one call (``nprobe`` for IVF, ``ef_search`` for HNSW)."""
         check_positive_int("nprobe", nprobe, none_ok=True)
         check_positive_int("ef_search", ef_search, none_ok=True)
-        kind = self.kind
-        if kind == "ivf":
-            ivf = faiss.try_extract_index_ivf(self.index)
-            probe = min(int(nprobe or self.nprobe or ivf.nprobe), int(ivf.nlist))
-            kwargs: dict = {"nprobe": probe}
-            if hnsw_of(ivf.quantizer) is not None:  # IVF with an HNSW coarse quantizer
-                ef = int(ef_search or self.ef_search or 64)
-                kwargs["quantizer_params"] = faiss.SearchParametersHNSW(efSearch=max(ef, probe))
-            elif ef_search is not None:
-                raise InputError(f"ef_search applies to HNSW indexes, not {self.factory!r}: use nprobe")
-            if selector is not None:
-                kwargs["sel"] = selector
-            return faiss.SearchParametersIVF(**kwargs)
-        if nprobe is not None:
-            raise InputError(f"nprobe applies to IVF indexes, not {self.factory!r}: leave it out")
-        if kind == "hnsw":
-            ef = int(ef_search or self.ef_search or hnsw_of(self.index.index).hnsw.efSearch)
-            if selector is not None:
-                return faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
-            return faiss.SearchParametersHNSW(efSearch=ef)
-        if ef_search is not None:
-            raise InputError(f"ef_search applies to HNSW indexes, not {self.factory!r}: leave it out")
-        return faiss.SearchParameters(sel=selector) if selector is not None else None
+        return search_parameters(self.index, self.factory, nprobe or self.nprobe, ef_search or self.ef_search,
+                                 selector, given=(nprobe is not None, ef_search is not None))  # fmt: skip
 
     def search_raw(
         self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None
@@ -439,16 +376,25 @@ class VectorIndex:
         return save_index(self, folder, sources)
 
     @classmethod
+    def from_faiss(
+        cls, index: faiss.IndexIDMap2, ids: list[str | None], factory: str, metric: Metric = "ip",
+        model_id: str | None = None, ef_search: int | None = None, nprobe: int | None = None,
+    ) -> VectorIndex:  # fmt: skip
+        """Wrap an id-mapped faiss ``index`` whose label ``i`` is document ``ids[i]`` (None: deleted)."""
+        if not isinstance(index, faiss.IndexIDMap2) or index.ntotal != sum(d is not None for d in ids):
+            raise SearchIndexError(f"expected a faiss IndexIDMap2 with one label per live id, got {type(index).__name__}")
+        self = cls(index.d, factory, metric, model_id, ef_search=ef_search, nprobe=nprobe)
+        self.index, self.ids = index, list(ids)
+        self._label = {d: i for i, d in enumerate(self.ids) if d is not None}
+        return self
+
+    @classmethod
     def load(
         cls, folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False
     ) -> VectorIndex:
         """Load an index saved by :meth:`save`, verifying checksums and (if given) the model and dimension."""
-        index = load_index(cls, folder, model_id, dim, mmap)
-        index.version = next(VERSIONS)
-        return index
-
-
-def _can_remove(index: faiss.IndexIDMap2) -> bool:
-    """True when the wrapped faiss index implements remove_ids (Flat, IVF, SQ/PQ codes; not HNSW)."""
-    base = faiss.downcast_index(index.index)
-    return isinstance(base, (faiss.IndexFlatCodes, faiss.IndexIVF))
+        saved = load_index(folder, model_id, dim, mmap)
+        m = saved.manifest
+        self = cls.from_faiss(saved.index, saved.ids, m.factory, m.metric, m.model, m.ef_search, m.nprobe)
+        self.backend, self.sources, self.read_only = m.backend, saved.sources, saved.read_only
+        return self

@@ -1,1 +1,1 @@
-"""searchkit.measure."""
+"""Measuring and showing: timers and sweeps, load tests, the one table formatter, one helper per figure."""

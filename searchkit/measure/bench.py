@@ -1,8 +1,7 @@
-"""Measure search: exact ground truth, recall@k, latency percentiles, sweeps, Pareto frontiers, HTTP load, plots."""
+"""Measure search: exact ground truth, recall@k, latency percentiles, sweeps, Pareto frontiers, codec tables."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -14,30 +13,10 @@ from searchkit.errors import InputError
 from searchkit.index.codes import BinaryIndex, Int8Index, Reranked, build_index, calibration_ranges, serialized_size
 from searchkit.index.vector import Metric, VectorIndex
 from searchkit.relevance.metrics import ndcg
-from searchkit.validation import as_matrix, check_positive_int
+from searchkit.threads import faiss_threads, thread_count
+from searchkit.validation import as_matrix
 
 ROW_KEYS = ("index", "params", "recall_at_10", "p50_ms", "p99_ms", "qps_batch", "bytes_per_vector", "build_s")
-
-
-def thread_count() -> int:
-    """Return the number of OpenMP threads faiss uses (state it next to every timing)."""
-    return int(faiss.omp_get_max_threads())
-
-
-class faiss_threads:  # noqa: N801 - used like a function: ``with faiss_threads(1): ...``
-    """Context manager running faiss with ``n`` OpenMP threads (None: leave as is), restoring the old count."""
-
-    def __init__(self, n: int | None):
-        self.n = n
-
-    def __enter__(self) -> int:
-        self.old = thread_count()
-        if self.n:
-            faiss.omp_set_num_threads(int(self.n))
-        return thread_count()
-
-    def __exit__(self, *exc) -> None:
-        faiss.omp_set_num_threads(self.old)
 
 
 class Timer:
@@ -258,73 +237,6 @@ def best_at_recall(points: Sequence[OperatingPoint], target: float, latency: str
 
 
 # -- over HTTP -----------------------------------------------------------------------------------
-
-_SERVER_TOTAL = re.compile(rb'"total":\s*([0-9.]+)')
-
-
-def load_test(
-    url: str, queries: list[str], clients: int = 1, top_k: int = 10, path: str = "/search", extra: dict | None = None
-) -> dict:
-    """POST each query once from ``clients`` threads (one keep-alive connection each); ``extra`` joins each body.
-
-    Return ``{"lat_ms": (n,) array, "wall_s", "rps", "errors", "cached", "p50", "p95", "p99", "server_p50",
-    "server_p99", "bytes"}``: latency as the client sees it, in ms (``server_*``: the app's own
-    ``timings_ms.total``); ``errors`` counts non-200 answers and failed connections; ``bytes``: mean body size.
-    """
-    import http.client
-    import json
-    import threading
-    from urllib.parse import urlsplit
-
-    check_positive_int("clients", clients)
-    parts = urlsplit(url)
-    lat = np.zeros(len(queries))
-    server_ms = np.full(len(queries), np.nan)
-    ok = np.zeros(len(queries), dtype=bool)
-    cached = np.zeros(len(queries), dtype=bool)
-    size = np.zeros(len(queries))
-    todo = iter(range(len(queries)))
-    lock = threading.Lock()
-
-    def connect() -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-
-    def worker() -> None:
-        conn = connect()
-        while (i := next_index()) is not None:
-            body = json.dumps({"query": queries[i], "top_k": top_k, **(extra or {})})
-            t0 = time.perf_counter()
-            try:
-                conn.request("POST", path, body, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                data = resp.read()
-                ok[i], cached[i], size[i] = resp.status == 200, b'"cached":true' in data, len(data)
-                if m := _SERVER_TOTAL.search(data):
-                    server_ms[i] = float(m.group(1))
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = connect()
-            lat[i] = (time.perf_counter() - t0) * 1000
-        conn.close()
-
-    def next_index() -> int | None:
-        with lock:
-            return next(todo, None)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    with Timer() as wall:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    p = percentiles(lat) if len(lat) else {"p50": 0.0, "p95": 0.0, "p99": 0.0}
-    srv = server_ms[np.isfinite(server_ms)]
-    s = percentiles(srv, (50, 99)) if len(srv) else {"p50": float("nan"), "p99": float("nan")}
-    return {"lat_ms": lat, "wall_s": wall.s, "rps": len(queries) / wall.s if wall.s else 0.0,
-            "errors": int((~ok).sum()), "cached": int(cached.sum()), **p,
-            "server_p50": s["p50"], "server_p99": s["p99"], "bytes": float(size.mean()) if len(size) else 0.0}  # fmt: skip
-
-
 
 
 # -- compressed indexes --------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import faiss
 import numpy as np
 
 from searchkit.errors import InputError
+from searchkit.index.codes import _find_pq, quantize_binary
+from searchkit.index.vector import VectorIndex
 from searchkit.measure.bench import OperatingPoint, pareto_front
 from searchkit.validation import as_matrix
 
@@ -202,5 +205,95 @@ def plot_scatter_gather(query: str, parts: Sequence, merged, shown: int = 3, tit
     ax.text(8.5, mid, "merged: highest\ninner products\n" + "\n".join(lines), ha="center", va="center", fontsize=8,
             family="monospace", multialignment="left", bbox={**box, "ec": "k"})  # fmt: skip
     ax.set_title(f"{title}: {n} shards, top {len(merged.ids[0])} kept (score = inner product)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pq_codes(x: np.ndarray, index: VectorIndex, ax=None):
+    """Draw one vector ``x`` ``(d,)`` split into the PQ sub-vectors of ``index`` and the one-byte code of each."""
+    import matplotlib.pyplot as plt
+
+    pq = _find_pq(index)
+    m, dsub = pq.M, pq.dsub
+    code = pq.compute_codes(as_matrix(x, pq.d))[0]
+    recon = pq.decode(code.reshape(1, -1))[0]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.2))
+    dims = np.arange(pq.d)
+    colors = plt.cm.tab10(np.arange(m) % 10)
+    for j in range(m):
+        sl = slice(j * dsub, (j + 1) * dsub)
+        ax.bar(dims[sl], x[sl], color=colors[j], width=1.0, alpha=0.55)
+        ax.plot(dims[sl], recon[sl], color="black", lw=0.8)
+    ymax = float(np.abs(x).max()) * 1.25
+    for j in range(m):
+        ax.text(j * dsub + dsub / 2, ymax * 0.92, str(int(code[j])), ha="center", fontsize=8)
+    ax.set_ylim(-ymax, ymax)
+    ax.set_title(f"PQ{m}: {pq.d} floats ({4 * pq.d} bytes) -> {m} sub-vectors -> {m} one-byte codes (numbers on top)")
+    ax.set_xlabel("dimension (colour = sub-vector; black line = nearest codebook centroid)")
+    ax.set_ylabel("component value")
+    return ax
+
+
+def plot_hamming_vs_cosine(xb: np.ndarray, pairs: int = 2000, seed: int = 0, ax=None):
+    """Scatter the cosine of random pairs of unit vectors ``xb`` against the Hamming distance of their binary codes."""
+    import matplotlib.pyplot as plt
+
+    xb = as_matrix(xb)
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, len(xb), pairs), rng.integers(0, len(xb), pairs)
+    codes = quantize_binary(xb)
+    ham = np.unpackbits(codes[a] ^ codes[b], axis=1).sum(axis=1)
+    cos = np.einsum("ij,ij->i", xb[a], xb[b])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter(cos, ham, s=4, alpha=0.4)
+    r = np.corrcoef(cos, ham)[0, 1]
+    ax.set_title(f"Hamming distance of {xb.shape[1]}-bit codes vs cosine (r = {r:.2f}, {pairs} random pairs)")
+    ax.set_xlabel("cosine similarity of the float vectors")
+    ax.set_ylabel("Hamming distance (bits that differ)")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_recall_vs_memory(rows: Sequence[dict], title: str = "Recall@10 against memory", ax=None):
+    """Scatter bytes per vector (log scale) against recall@10, plain and re-ranked, one point per configuration."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5))
+    b = [r["bytes_per_vector"] for r in rows]
+    ax.scatter(b, [r["recall_at_10"] for r in rows], marker="o", facecolors="none", edgecolors="C0", label="plain")
+    ax.scatter(b, [r["recall_at_10_reranked"] for r in rows], marker="o", color="C1", label="re-ranked")
+    placed: list[tuple[float, float]] = []
+    for r in rows:
+        x, y = r["bytes_per_vector"], r["recall_at_10_reranked"]
+        near = any(abs(math.log10(x) - px) < 0.12 and abs(y - py) < 0.03 for px, py in placed)  # a label already there
+        ax.annotate(r["index"].split(" (")[0], (x, y), fontsize=7, xytext=(3, -10) if near else (3, 3),
+                    textcoords="offset points")  # fmt: skip
+        placed.append((math.log10(x), y))
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes per vector (serialized index / n, log scale)")
+    ax.set_ylabel("recall@10 vs exact search")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_power_curve(rows: Sequence[dict], title: str = "Queries needed to detect the better system"):
+    """Plot queries needed (log scale) against the CTR difference, one line per design; return the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    x = [abs(r["ctr_diff"]) * 100 for r in rows]
+    for design, marker in (("split", "o"), ("interleave", "s")):
+        ax.plot(x, [r[design] or np.nan for r in rows], marker=marker, label=f"{design}")
+    ax.set_yscale("log")
+    ax.set_xlabel("true CTR difference between the arms (percentage points)")
+    ax.set_ylabel("queries for 80% power at p < 0.05 (log)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     return fig

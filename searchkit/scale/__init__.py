@@ -1,1 +1,1 @@
-"""searchkit.scale."""
+"""Beyond one process: Ray clusters on loopback, a sharded index, embedding across workers."""

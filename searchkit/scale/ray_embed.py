@@ -9,15 +9,14 @@ import numpy as np
 from searchkit.encoders.embed import PROGRESS_MIN, Embedder, check_texts
 from searchkit.errors import InputError
 from searchkit.scale import cluster  # noqa: F401  (sets the environment Ray reads on import)
+from searchkit.threads import single_threaded
 
 
 class EmbedWorker:
     """A Ray actor holding one embedding model, on one compute thread."""
 
     def __init__(self, model: str | None, backend: str, batch_size: int):
-        import torch
-
-        torch.set_num_threads(1)
+        single_threaded()
         self.embedder = Embedder(model, backend=backend, batch_size=batch_size)
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -32,6 +32,7 @@ from searchkit.index.manifest import (
 )
 from searchkit.index.vector import IndexSpec, SearchResult, VectorIndex
 from searchkit.scale import cluster  # noqa: F401  (sets the environment Ray reads on import)
+from searchkit.threads import single_threaded
 from searchkit.validation import as_matrix, check_positive_int
 
 SHARD_CPUS = 0.25  # four shards fit on one core: they wait on queries far more than they compute
@@ -160,10 +161,9 @@ class ShardServer:
     """Hold one saved shard in a Ray actor; Ray re-runs ``__init__`` (reloading the files) after a crash."""
 
     def __init__(self, shard_id: int, folder: str, model_id: str | None, dim: int):
-        import faiss
         import ray
 
-        faiss.omp_set_num_threads(1)
+        single_threaded()
         self.shard_id, self.error, self.index = shard_id, None, None
         ctx = ray.get_runtime_context()
         self.node = ctx.get_node_id()

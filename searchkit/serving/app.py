@@ -10,238 +10,41 @@ import asyncio
 import copy
 import re
 import threading
-import unicodedata
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import ValidationError
 
 from searchkit.encoders.batching import BatchingEmbedder
 from searchkit.engine import MODES, EngineResult, Hit, SearchEngine
 from searchkit.errors import InputError, NotReadyError, SearchkitError
-from searchkit.experiments.arms import MAX_SESSION_CHARS, Experiment
+from searchkit.experiments.live import Experiment
 from searchkit.serving.cache import DEFAULT_RESULTS, QueryCache, RedisCache, ResultCache, make_cache
-from searchkit.serving.experiment_routes import _SESSION_DOC, add_experiment_routes, experiment_search
+from searchkit.serving.experiment_routes import add_experiment_routes, experiment_search
 from searchkit.serving.http_rules import MAX_BODY_BYTES, apply_http_rules
 from searchkit.serving.page import add_page
-from searchkit.validation import normalize_query
-
-MAX_QUERY_CHARS = 2000
-MAX_TOP_K = 100
-MAX_BATCH = 64  # queries per POST /search/batch
-MAX_PREFIX_CHARS = 200
-_TOP_K_PATTERN = "^(100|[1-9][0-9]?)$"  # GET top_k: ASCII digits only (no sign, leading zero, _, space, other scripts)
-
+from searchkit.serving.schemas import (
+    _PREFIX_DOC,
+    _QUERY_DOC,
+    _TOP_K_PATTERN,
+    _TOPK_DOC,
+    MAX_PREFIX_CHARS,
+    MAX_QUERY_CHARS,
+    MAX_TOP_K,
+    BatchRequest,
+    BatchResponse,
+    Health,
+    Problem,
+    SearchRequest,
+    SearchResponse,
+)
+from searchkit.threads import use_compute_threads
 
 # -- request and response models -----------------------------------------------------------------
-
-
-def _check_query(v: str) -> str:
-    if len(v) > MAX_QUERY_CHARS:
-        raise PydanticCustomError(
-            "query_too_long", "query has {n} characters; the limit is {limit}: shorten it",
-            {"n": len(v), "limit": MAX_QUERY_CHARS},
-        )  # fmt: skip
-    clean = normalize_query(v)  # NFKC; control and invisible characters become spaces; whitespace collapsed
-    if len(clean) > MAX_QUERY_CHARS:  # NFKC can make one character many (U+FDFA is 18)
-        raise PydanticCustomError(
-            "query_too_long", "query has {n} characters after Unicode normalization (NFKC); the limit is {limit}: "
-            "shorten it", {"n": len(clean), "limit": MAX_QUERY_CHARS},
-        )  # fmt: skip
-    if not clean:
-        raise PydanticCustomError("query_empty", "query is empty or whitespace only: type some words to search for")
-    if not any(unicodedata.category(c)[0] not in "ZC" for c in clean):
-        raise PydanticCustomError(
-            "query_invisible", "query has no visible character (only joiners or format characters): type some words"
-        )
-    return clean
-
-
-def _check_top_k(v: int) -> int:
-    if not 1 <= v <= MAX_TOP_K:
-        shown = str(v) if abs(v) < 10**20 else f"a number with {len(str(abs(v)))} digits"
-        raise PydanticCustomError(
-            "top_k_range", "top_k is {v}: choose a number from 1 to {limit}", {"v": shown, "limit": MAX_TOP_K}
-        )
-    return v
-
-
-def _check_mode(v: str) -> str:
-    if v not in MODES:
-        raise PydanticCustomError(
-            "mode_unknown", "unknown mode {mode}: choose one of {choices}",
-            {"mode": repr(v[:50]), "choices": ", ".join(MODES)},
-        )  # fmt: skip
-    return v
-
-
-def _check_prefix(v: str | None) -> str | None:
-    if v is None or v == "":
-        return None
-    if len(v) > MAX_PREFIX_CHARS:
-        raise PydanticCustomError(
-            "prefix_too_long", "prefix has {n} characters; the limit is {limit}: shorten it",
-            {"n": len(v), "limit": MAX_PREFIX_CHARS},
-        )  # fmt: skip
-    return v
-
-
-_FIELD_CHECKS = {"top_k": _check_top_k, "mode": _check_mode, "prefix": _check_prefix}  # fields every request has
-
-_QUERY_DOC = f"the text to search for: 1 to {MAX_QUERY_CHARS} characters, not only whitespace"
-_TOPK_DOC = f"how many results to return, 1 to {MAX_TOP_K}"
-_SNIPPET_DOC = "send at most this many characters of each result's text (0: none, only id, score, title); default: all"
-_PREFIX_DOC = "keep only documents whose id starts with this, e.g. 'os.path.' (a module of the Python docs)"
-
-
-class _Common(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    top_k: int = Field(10, description=_TOPK_DOC, json_schema_extra={"minimum": 1, "maximum": MAX_TOP_K})
-    mode: str = Field("dense", description="dense (embeddings), bm25 (keywords) or hybrid (both)",
-                      json_schema_extra={"enum": list(MODES)})  # fmt: skip
-    prefix: str | None = Field(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS})
-    snippet: int | None = Field(None, description=_SNIPPET_DOC, json_schema_extra={"minimum": 0})
-
-    @field_validator("snippet")
-    @classmethod
-    def _snippet(cls, v: int | None) -> int | None:
-        if v is not None and v < 0:
-            raise PydanticCustomError("snippet_negative", "snippet is {v}: give 0 or more characters (0: no text)", {"v": v})
-        return v
-
-    @field_validator("top_k", "mode", "prefix")
-    @classmethod
-    def _checked(cls, v: object, info: ValidationInfo) -> object:
-        return _FIELD_CHECKS[info.field_name](v)
-
-
-class SearchRequest(_Common):
-    """One query."""
-
-    session: str | None = Field(None, description=_SESSION_DOC, json_schema_extra={"maxLength": MAX_SESSION_CHARS})
-
-    query: str = Field(..., description=_QUERY_DOC, examples=["how do I delete a folder and everything in it"],
-                       json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS})  # fmt: skip
-
-    @field_validator("query")
-    @classmethod
-    def _query(cls, v: str) -> str:
-        return _check_query(v)
-
-    @field_validator("session")
-    @classmethod
-    def _session(cls, v: str | None) -> str | None:
-        if v is not None and len(v) > MAX_SESSION_CHARS:
-            raise PydanticCustomError("session_too_long", "session has {n} characters; the limit is {limit}",
-                                      {"n": len(v), "limit": MAX_SESSION_CHARS})  # fmt: skip
-        return v or None
-
-
-class BatchRequest(_Common):
-    """Several queries answered with one encoder call."""
-
-    queries: list[str] = Field(..., description=f"1 to {MAX_BATCH} queries",
-                               json_schema_extra={"minItems": 1, "maxItems": MAX_BATCH, "items": {
-                                   "type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS}})  # fmt: skip
-
-    @field_validator("queries", mode="before")
-    @classmethod
-    def _batch_size(cls, v: Any) -> Any:
-        """Count the queries before checking each one: 128,000 bad items make one error, not 128,000."""
-        if isinstance(v, list) and not 1 <= len(v) <= MAX_BATCH:
-            raise PydanticCustomError(
-                "batch_size", "got {n} queries: send 1 to {limit} per batch", {"n": len(v), "limit": MAX_BATCH}
-            )
-        return v
-
-    @field_validator("queries")
-    @classmethod
-    def _queries(cls, v: list[str]) -> list[str]:
-        if not 1 <= len(v) <= MAX_BATCH:
-            raise PydanticCustomError(
-                "batch_size", "got {n} queries: send 1 to {limit} per batch", {"n": len(v), "limit": MAX_BATCH}
-            )
-        out = []
-        for i, q in enumerate(v):
-            try:
-                out.append(_check_query(q))
-            except PydanticCustomError as e:
-                raise PydanticCustomError("query_invalid", "queries[{i}]: {msg}", {"i": i, "msg": e.message()}) from None
-        return out
-
-
-class HitOut(BaseModel):
-    """One result."""
-
-    id: str
-    score: float
-    title: str
-    text: str
-
-
-class Timings(BaseModel):
-    """Where the time went, in milliseconds: query embedding (or cache lookup), index search, whole request."""
-
-    embed: float
-    search: float
-    total: float
-
-
-class SearchResponse(BaseModel):
-    """The answer to one query."""
-
-    query: str = Field(description="the query as searched (normalized)")
-    mode: str
-    results: list[HitOut]
-    timings_ms: Timings
-    cached: bool = Field(description="true when the query vector came from the cache (no encoder call)")
-    result_cached: bool = Field(False, description="true when the whole answer came from the result cache "
-                                "(a repeated query: no encoder call and no index search)")
-    impression_id: str | None = Field(None, description="only while an experiment runs: send it with POST /click")
-    partial: bool | None = Field(None, description="present and true when some shards of the index did not answer")
-    failed_shards: list[int] | None = Field(None, description="the shards that did not answer (with partial)")
-
-
-class BatchResponse(BaseModel):
-    """The answers to a batch, in the order of the queries."""
-
-    mode: str
-    results: list[list[HitOut]]
-    timings_ms: Timings
-    cached: list[bool]
-    result_cached: bool = Field(False, description="true when every answer came from the result cache")
-    partial: bool | None = Field(None, description="present and true when some shards of the index did not answer")
-    failed_shards: list[int] | None = Field(None, description="the shards that did not answer (with partial)")
-
-
-class Health(BaseModel):
-    """Readiness and what is loaded."""
-
-    status: str = Field(description="ready, loading, failed, or degraded while a shard of the index is down")
-    ready: bool
-    model: str | None = None
-    dim: int | None = None
-    documents: int | None = None
-    index: dict[str, Any] | None = None
-    modes: list[str] = []
-    cache: dict[str, Any] | None = None
-    encoder: dict[str, Any] | None = Field(None, description="model calls and texts encoded (calls < texts: batching)")
-    backend: dict[str, Any] | None = Field(None, description="encoder backend of the queries and of the index vectors")
-    shards: list[dict[str, Any]] | None = Field(None, description="a sharded index's shards: {id, node, state}")
-    error: str | None = None
-
-
-class Problem(BaseModel):
-    """An error other than a validation error: one line saying what is wrong and what to do."""
-
-    detail: str
 
 
 # -- the app -------------------------------------------------------------------------------------
@@ -294,8 +97,6 @@ class _Service:
         if self.engine is None:
             raise NotReadyError(self.error or "the index is still loading: retry in a few seconds")
         settings = replace(self.engine.defaults, mode=mode, fusion=fusion or self.engine.defaults.fusion)  # type: ignore[arg-type]
-        from searchkit.serving.server import use_compute_threads  # (server.py imports this module)
-
         use_compute_threads()  # requests run in worker threads: give this one the process's faiss thread count
         return self.engine.search_timed(queries, top_k, prefix=prefix, settings=settings)
 

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from searchkit.engine import EngineResult, Hit, StageTimings
 from searchkit.errors import NotShownError, UnknownImpressionError
-from searchkit.experiments.arms import MAX_SESSION_CHARS, Arm, Experiment
+from searchkit.experiments.arms import MAX_SESSION_CHARS, Arm
+from searchkit.experiments.live import Experiment
 
 SESSION_COOKIE = "searchkit_session"
 _SESSION_DOC = f"who is searching (split experiments keep a session in one arm); up to {MAX_SESSION_CHARS} characters"

@@ -1,4 +1,4 @@
-"""Run the app: compute threads for serving, and an in-process uvicorn server on a free loopback port."""
+"""Run the app: an in-process uvicorn server on a free loopback port, started and stopped from Python."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from searchkit.engine import SearchEngine
 from searchkit.errors import SearchkitError
 from searchkit.serving.app import create_app
-from searchkit.validation import check_positive_int
 
 # What one client may hold open (uvicorn's settings; see docs/README-reliability.md for what is and is not bounded).
 CONNECTION_LIMITS = {
@@ -20,44 +19,6 @@ CONNECTION_LIMITS = {
     "h11_max_incomplete_event_size": 64 * 1024,  # bytes of request line + headers: a 2,000-character CJK q fits
     "backlog": 512,
 }
-
-
-_threads: int | None = None  # what set_compute_threads asked for, applied per thread by use_compute_threads
-
-
-def set_compute_threads(n: int = 1, embedder=None) -> None:
-    """Set the threads torch and faiss use per call (process-wide); a server wants 1: requests give the parallelism.
-
-    An ONNX encoder fixes its threads when it loads: pass the ``embedder`` that was loaded before this call.
-
-    With several threads each, the encoder's OpenMP workers spin and wait for one another; on a busy
-    2-core machine that turned a 6 ms query embedding into seconds.
-    """
-    import faiss
-    import torch
-
-    global _threads
-    check_positive_int("threads", n)
-    torch.set_num_threads(n)
-    faiss.omp_set_num_threads(n)
-    _threads = n
-    model = getattr(embedder, "model", None)
-    if hasattr(model, "set_threads") and model.threads != n:
-        model.set_threads(n)
-
-
-def use_compute_threads() -> None:
-    """Give the calling thread the faiss thread count of :func:`set_compute_threads` (a no-op before it is called).
-
-    OpenMP keeps that count per thread: the worker threads that answer requests would otherwise search with
-    every core, and the idle OpenMP workers' spinning took the encoder's and the client's CPU (one client at
-    500K documents: p99 14.2 ms, 6.0 ms with this).
-    """
-    if _threads is not None:
-        import faiss
-
-        if faiss.omp_get_max_threads() != _threads:
-            faiss.omp_set_num_threads(_threads)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,0 +1,55 @@
+"""Start-up wiring: a SearchEngine from a corpus spec, a saved index folder (or shards) and a fusion file."""
+
+from __future__ import annotations
+
+from searchkit.corpus.chunking import passages_for
+from searchkit.corpus.loaders import load_dataset
+from searchkit.encoders.embed import default_embedder
+from searchkit.encoders.models import DEFAULT_BACKEND, Backend
+from searchkit.engine import SearchEngine
+from searchkit.errors import SearchIndexError
+from searchkit.index.manifest import read_manifest
+from searchkit.index.vector import VectorIndex
+from searchkit.relevance.lexical import BM25
+from searchkit.relevance.tuning import apply_fusion, fusion_for
+
+
+def load_engine(
+    corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
+    progress: bool | None = None, backend: Backend = DEFAULT_BACKEND, text_column: str = "text",
+    max_file_size: int | None = None,
+) -> SearchEngine:  # fmt: skip
+    """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.
+
+    Queries are embedded with ``backend``; a saved index built with another backend of the same model is
+    served as it is (``/health`` says so under ``backend``). Checks come first and fail with one line naming
+    the fix: a missing or damaged index, one built with another model or dimension, or one whose ids are not
+    documents (or passages) of ``corpus``. ``text_column`` and ``max_file_size`` say how to read your own
+    files (searchkit.corpus.loaders). A folder of shards (``build --shards N``) loads onto the connected Ray cluster
+    (searchkit.scale.cluster). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.relevance.tuning).
+    """
+    from searchkit.scale.shards import ShardedIndex, is_sharded, read_shard_manifest
+
+    sharded = index_dir is not None and is_sharded(index_dir)  # shards: on the Ray cluster this process is connected to
+    if index_dir is not None:  # a missing or unreadable index fails before the model loads
+        read_shard_manifest(index_dir) if sharded else read_manifest(index_dir)
+    docs = load_dataset(corpus, text_column, max_file_size).corpus
+    embedder = default_embedder(backend)
+    if index_dir is None:
+        engine = SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
+        apply_fusion(engine, fusion_for(corpus))
+        return engine
+    loader = ShardedIndex.load if sharded else VectorIndex.load
+    index = loader(index_dir, model_id=embedder.model_id, dim=embedder.dim)
+    passages = passages_for(docs, embedder)
+    known = set(passages.ids) if passages else docs
+    unknown = [d for d in index.doc_ids() if d not in known]
+    if unknown:
+        raise SearchIndexError(
+            f"index in {index_dir} holds {len(unknown)} ids that are not documents of {corpus!r} "
+            f"(e.g. {unknown[0]!r}): build it from this corpus with "
+            f"python -m searchkit build --corpus {corpus} --out {index_dir}"
+        )
+    engine = SearchEngine(docs, embedder, index, BM25(docs.ids, docs.full_texts()) if bm25 else None, passages)
+    apply_fusion(engine, fusion_for(corpus))
+    return engine
