@@ -128,6 +128,7 @@ class SearchEngine:
         xb = embedder.encode_cached(texts, progress=progress)
         index = VectorIndex.build(ids, xb, factory, model_id=embedder.model_id)
         index.backend = embedder.backend
+        index.scheme = getattr(embedder.model, "scheme", None)
         lexical = BM25(corpus.ids, corpus.full_texts()) if bm25 else None
         return cls(corpus, embedder, index, lexical, passages)
 

@@ -34,7 +34,7 @@ def test_every_command_takes_a_backend(command, capsys):
 def test_backends_share_the_model_id_but_not_the_cache(embedder, int8):
     assert embedder.model_id == int8.model_id == "sentence-transformers/all-MiniLM-L6-v2"
     assert (embedder.backend, int8.backend) == ("torch", "onnx-int8")
-    assert int8.cache_id == "sentence-transformers/all-MiniLM-L6-v2@onnx-int8" and embedder.cache_id == embedder.model_id
+    assert int8.cache_id == "sentence-transformers/all-MiniLM-L6-v2@onnx-int8/static-v3" and embedder.cache_id == embedder.model_id
     texts = ["one", "two"]
     assert embedding_cache_path(embedder.cache_id, texts) != embedding_cache_path(int8.cache_id, texts)
     with pytest.raises(InputError, match="unknown encoder backend 'cuda': choose one of torch, onnx, onnx-int8"):

@@ -43,7 +43,7 @@ def test_shapes_dtype_unit_norm(request, backend, sample):
     x = emb.encode(sample, progress=False)
     assert x.shape == (len(sample), 384) and x.dtype == np.float32 and x.flags.c_contiguous
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
-    assert emb.dim == 384 and emb.cache_id.endswith(f"@{backend}") and emb.backend == backend
+    assert emb.dim == 384 and emb.cache_id.endswith(f"@{backend}/{emb.model.scheme}") and emb.backend == backend
     assert emb.encode([]).shape == (0, 384)
 
 

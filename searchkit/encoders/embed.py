@@ -30,7 +30,8 @@ class Embedder:
             raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.model, self.model_id = load_model(model, backend=backend)
         self.backend = backend
-        self.cache_id = self.model_id if backend == "torch" else f"{self.model_id}@{backend}"
+        scheme = getattr(self.model, "scheme", None)  # the ONNX export and quantization scheme: a new one re-embeds
+        self.cache_id = self.model_id if backend == "torch" else f"{self.model_id}@{backend}/{scheme}"
         self.batch_size = batch_size
         self.dim: int = int(self.model.get_embedding_dimension())
         self._lock = threading.Lock()  # tokenizers are not safe to call from several threads at once

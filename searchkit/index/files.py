@@ -46,7 +46,7 @@ def save_index(vi: VectorIndex, folder: str | Path, sources: dict | None = None)
     src_sha = sha256(src_blob) if src_blob is not None else None
     src_file = f"sources-{src_sha[:16]}.json" if src_sha else None
     manifest = IndexManifest(
-        format=FORMAT_VERSION, model=vi.model_id, backend=vi.backend, dim=vi.dim, metric=vi.metric,
+        format=FORMAT_VERSION, model=vi.model_id, backend=vi.backend, scheme=vi.scheme, dim=vi.dim, metric=vi.metric,
         factory=vi.factory, count=len(vi), faiss_version=faiss.__version__, index_file=index_file,
         index_sha256=index_sha, ids_file=ids_file, ids_sha256=ids_sha, ef_search=vi.ef_search, nprobe=vi.nprobe,
         sources_file=src_file, sources_sha256=src_sha,

@@ -92,6 +92,7 @@ def build_corpus_index(
     if old is None:
         index = _fresh(passages, embedder, factory, choose, progress)
         index.backend = getattr(embedder, "backend", None)
+        index.scheme = getattr(getattr(embedder, "model", None), "scheme", None)
         index.save(folder, sources)
         return BuildReport(len(corpus), 0, 0, len(index), index.factory, True)
     before = old.sources or {}

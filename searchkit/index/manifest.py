@@ -65,6 +65,9 @@ class BuiltIndex(ManifestModel):
     backend: Literal["torch", "onnx", "onnx-int8"] | None = Field(
         None, description="the encoder backend that made the vectors: 'torch', 'onnx', 'onnx-int8' or null"
     )
+    scheme: StrictStr | None = Field(
+        None, max_length=40, description="the ONNX export and quantization scheme (e.g. 'static-v3') or null"
+    )
     dim: PositiveInt = Field(description="the vector dimension, a whole number of at least 1 (e.g. 384)")
     metric: Literal["ip", "l2"] = Field(description="'ip' or 'l2'")
     factory: StrictStr = Field(min_length=1, max_length=200, description="a faiss factory string such as 'Flat'")

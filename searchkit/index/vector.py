@@ -75,9 +75,9 @@ class VectorIndex:
         self.factory = factory
         self.metric = metric
         self.model_id = model_id
-        self.backend: str | None = None  # the encoder backend that made the vectors (recorded in the manifest)
-        self.ef_search = ef_search
-        self.nprobe = nprobe
+        self.backend: str | None = None  # the encoder backend (and below, its ONNX scheme) that made the vectors
+        self.scheme: str | None = None
+        self.ef_search, self.nprobe = ef_search, nprobe
         self.read_only = False
         disable_polysemous(base)
         self.sources = None  # incremental-build state, set by load()
@@ -396,5 +396,5 @@ class VectorIndex:
         saved = load_index(folder, model_id, dim, mmap)
         m = saved.manifest
         self = cls.from_faiss(saved.index, saved.ids, m.factory, m.metric, m.model, m.ef_search, m.nprobe)
-        self.backend, self.sources, self.read_only = m.backend, saved.sources, saved.read_only
+        self.backend, self.scheme, self.sources, self.read_only = m.backend, m.scheme, saved.sources, saved.read_only
         return self
