@@ -75,6 +75,7 @@ class SearchSettings:
         return fuse([r[:depth] for r in lists], self.fusion, self.weights, limit=int(limit), rrf_k=self.rrf_k)
 
     def __str__(self) -> str:
+        """Return the fusion part as tune-fusion prints it: ``rrf, k=10, weights bm25 0.05 / dense 0.95``."""
         w = self.weights or (1.0, 1.0)
         k = f", k={self.rrf_k}" if self.fusion == "rrf" else ""
         return f"{self.fusion}{k}, weights bm25 {w[0]:g} / dense {w[1]:g}"
