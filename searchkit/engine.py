@@ -17,7 +17,7 @@ from searchkit.corpus.datasets import Corpus
 from searchkit.encoders.embed import Embedder, default_embedder
 from searchkit.errors import InputError, SearchIndexError
 from searchkit.index.vector import VectorIndex
-from searchkit.relevance.fusion import FUSIONS, Fusion, fuse
+from searchkit.relevance.fusion import Fusion, check_fusion, fuse
 from searchkit.relevance.lexical import BM25
 from searchkit.validation import check_positive_int, check_queries, normalize_query
 
@@ -34,7 +34,11 @@ _NO_BM25 = {
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How to answer a query: mode, fusion of BM25 and dense lists (hybrid), and faiss search parameters."""
+    """How to answer a query: mode, fusion of BM25 and dense lists (hybrid), and faiss search parameters.
+
+    The one shape of search settings: the engine's defaults, each experiment arm, and every tuned fusion
+    (``data/pydocs/fusion.json``, via :meth:`from_dict`/:meth:`to_dict`) are one of these.
+    """
 
     mode: Mode = "dense"
     fusion: Fusion = "rrf"
@@ -47,8 +51,50 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InputError(f"unknown mode {self.mode!r}: choose one of {', '.join(MODES)}")
-        if self.fusion not in FUSIONS:
-            raise InputError(f"unknown fusion {self.fusion!r}: choose one of {', '.join(FUSIONS)}")
+        check_fusion(self.fusion)
+        if self.weights is not None:
+            w = tuple(float(x) for x in self.weights)
+            if len(w) != 2 or not all(np.isfinite(w)) or min(w) < 0 or sum(w) <= 0:
+                raise InputError(f"weights must be two non-negative numbers (bm25, dense), not both 0, got {self.weights!r}")
+            object.__setattr__(self, "weights", w)
+        if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, (int, np.integer)) or self.rrf_k < 0:
+            raise InputError(f"rrf_k must be an integer >= 0 (60 is usual), got {self.rrf_k!r}")
+        check_positive_int("hybrid_depth", self.hybrid_depth)
+
+    def with_(self, mode: Mode | None = None, fusion: Fusion | None = None, **changes) -> SearchSettings:
+        """Return a copy with ``mode`` and ``fusion`` replaced where given (None keeps this one's) and other ``changes``."""
+        return replace(self, mode=mode or self.mode, fusion=fusion or self.fusion, **changes)
+
+    def with_fusion_of(self, other: SearchSettings) -> SearchSettings:
+        """Return a copy fusing as ``other`` does (fusion, weights, RRF k, depth); mode and faiss settings kept."""
+        return self.with_(fusion=other.fusion, weights=other.weights, rrf_k=other.rrf_k, hybrid_depth=other.hybrid_depth)
+
+    def fuse(self, lists: list, limit: int) -> list[tuple[str, float]]:
+        """Fuse ranked ``(doc_id, score)`` lists (BM25, dense) as hybrid mode does: top ``hybrid_depth`` of each."""
+        depth = max(int(limit), int(self.hybrid_depth))
+        return fuse([r[:depth] for r in lists], self.fusion, self.weights, limit=int(limit), rrf_k=self.rrf_k)
+
+    def __str__(self) -> str:
+        """Return the fusion part as tune-fusion prints it: ``rrf, k=10, weights bm25 0.05 / dense 0.95``."""
+        w = self.weights or (1.0, 1.0)
+        k = f", k={self.rrf_k}" if self.fusion == "rrf" else ""
+        return f"{self.fusion}{k}, weights bm25 {w[0]:g} / dense {w[1]:g}"
+
+    def to_dict(self) -> dict:
+        """Return the fusion part as the JSON object of ``fusion.json``: ``fusion``, ``weights``, ``rrf_k``, ``depth``."""
+        w = list(self.weights) if self.weights is not None else None
+        return {"fusion": self.fusion, "weights": w, "rrf_k": self.rrf_k, "depth": self.hybrid_depth}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SearchSettings:
+        """Make settings from a ``fusion.json`` config object (:meth:`to_dict`; ``depth`` is ``hybrid_depth``)."""
+        if not isinstance(d, dict):
+            raise InputError(f"a fusion config is a JSON object, got {type(d).__name__}")
+        w = d.get("weights")
+        if w is not None and (isinstance(w, (str, bytes)) or not hasattr(w, "__len__")):
+            raise InputError(f"weights must be two non-negative numbers (bm25, dense), not both 0, got {w!r}")
+        return cls(fusion=d.get("fusion", "rrf"), weights=None if w is None else tuple(w),
+                   rrf_k=int(d.get("rrf_k", 60)), hybrid_depth=int(d.get("depth", 100)))  # fmt: skip
 
 
 @dataclass
@@ -170,9 +216,7 @@ class SearchEngine:
         settings: SearchSettings | None = None,
     ) -> list[list[Hit]]:
         """Answer several queries at once (one encoder call for all of them); see :meth:`search_timed`."""
-        s = settings or self.defaults
-        if mode is not None or fusion is not None:
-            s = replace(s, mode=mode or s.mode, fusion=fusion or s.fusion)
+        s = (settings or self.defaults).with_(mode=mode, fusion=fusion)
         return self.search_timed(queries, k, s, prefix).hits
 
     def search_timed(
@@ -274,7 +318,7 @@ class SearchEngine:
         out = []
         for q, (pairs, texts) in zip(queries, self._vector_search(xq, depth, s, prefix, failed)):
             lists = [self.bm25.search(q, depth, mask=mask), pairs]  # type: ignore[union-attr]
-            out.append(self._hits(fuse(lists, s.fusion, s.weights, limit=int(k), rrf_k=s.rrf_k), texts))
+            out.append(self._hits(s.fuse(lists, int(k)), texts))
         return out
 
     def similarity(self, a: str, b: str) -> float:

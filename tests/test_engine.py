@@ -62,3 +62,31 @@ def test_cli_reports_bad_input_without_a_traceback():
     assert r.stderr.strip() == (
         "error: wiki: no such file or folder: check the path ('pydocs' means the built-in corpus, 'beir:DIR' a BEIR folder)"
     )
+
+
+def test_settings_replace_mode_and_fusion_in_one_place():
+    from searchkit.engine import SearchSettings
+
+    tuned = SearchSettings(weights=(0.2, 0.8), rrf_k=10, hybrid_depth=50, nprobe=4)
+    hybrid = tuned.with_(mode="hybrid", fusion=None)  # None keeps the fusion
+    assert (hybrid.mode, hybrid.fusion, hybrid.weights, hybrid.nprobe) == ("hybrid", "rrf", (0.2, 0.8), 4)
+    assert tuned.with_() == tuned and tuned.with_(fusion="zscore").fusion == "zscore"
+    plain = SearchSettings(mode="bm25", ef_search=32).with_fusion_of(tuned)
+    assert (plain.mode, plain.ef_search, plain.rrf_k, plain.hybrid_depth) == ("bm25", 32, 10, 50)
+    lists = [[("a", 3.0), ("b", 2.0), ("c", 1.0)], [("c", 0.9), ("a", 0.8), ("d", 0.1)]]
+    assert SearchSettings(hybrid_depth=1).fuse(lists, limit=1) == [("a", 1 / 61)]  # top 1 of each list fused
+    for bad, message in [({"weights": (0, 0)}, "weights must be two non-negative"), ({"rrf_k": -1}, "rrf_k must be"),
+                         ({"hybrid_depth": 0}, "hybrid_depth must be a positive integer")]:  # fmt: skip
+        with pytest.raises(InputError, match=message):
+            SearchSettings(**bad)
+
+
+def test_the_engine_hybrid_fuses_through_its_settings(pydocs_engine):
+    from searchkit.engine import SearchSettings
+
+    s = SearchSettings(mode="hybrid", fusion="zscore", weights=(0.3, 0.7), hybrid_depth=40)
+    q = "delete a folder and everything inside it"
+    bm25 = [(h.id, h.score) for h in pydocs_engine.search(q, 40, mode="bm25")]
+    dense = [(h.id, h.score) for h in pydocs_engine.search(q, 40, mode="dense")]
+    got = pydocs_engine.search_timed([q], 5, settings=s).hits[0]
+    assert [(h.id, h.score) for h in got] == s.fuse([bm25, dense], limit=5)

@@ -81,8 +81,18 @@ def test_statistics_reject_bad_counts(call, message):
 
 def test_parse_arms():
     assert parse_arms("control=bm25, treatment=hybrid:zscore") == (
-        Arm("control", "bm25"), Arm("treatment", "hybrid", "zscore"))  # fmt: skip
+        Arm.of("control", "bm25"), Arm.of("treatment", "hybrid", "zscore"))  # fmt: skip
     assert parse_arm("b=hybrid").label == "hybrid"
+
+
+def test_an_arm_carries_settings_and_keeps_the_engines_tuned_fusion():
+    from searchkit.engine import SearchSettings
+
+    tuned = SearchSettings(weights=(0.05, 0.95), rrf_k=10, nprobe=8)
+    plain, zscore = parse_arm("c=hybrid"), parse_arm("t=hybrid:zscore")
+    assert isinstance(zscore.preset, SearchSettings) and (zscore.mode, zscore.fusion) == ("hybrid", "zscore")
+    assert plain.fusion is None and plain.settings(tuned) == tuned.with_(mode="hybrid")
+    assert zscore.settings(tuned) == SearchSettings("hybrid", "zscore", (0.05, 0.95), 10, nprobe=8)
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -110,7 +120,7 @@ def test_assignment_is_stable_and_balanced():
 # -- the event store ---------------------------------------------------------------------------------------------
 
 
-ARMS = (Arm("control", "bm25"), Arm("treatment", "dense"))
+ARMS = (Arm.of("control", "bm25"), Arm.of("treatment", "dense"))
 
 
 def test_store_validates_and_deduplicates_clicks(tmp_path):

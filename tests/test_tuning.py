@@ -10,12 +10,14 @@ import pytest
 
 from searchkit.cli import main
 from searchkit.corpus.datasets import Dataset
-from searchkit.errors import InputError
+from searchkit.engine import SearchSettings
+from searchkit.errors import ExperimentError, InputError
+from searchkit.experiments.arms import parse_arm
+from searchkit.relevance.fusion import check_fusion
 from searchkit.relevance.metrics import per_query
 from searchkit.relevance.tuning import (
     DEFAULT_FUSION,
     PYDOCS_FUSION,
-    FusionConfig,
     apply_fusion,
     candidates,
     fusion_for,
@@ -39,10 +41,13 @@ def tuned(pydocs_engine, subset):
 def test_the_shipped_pydocs_config_loads_and_other_corpora_keep_the_default():
     shipped = json.loads(PYDOCS_FUSION.read_text())
     cfg = fusion_for("pydocs")
-    assert cfg == FusionConfig.from_dict(shipped["config"]) == load_fusion()
+    assert cfg == SearchSettings.from_dict(shipped["config"]) == load_fusion()
+    assert (cfg.fusion, cfg.weights, cfg.rrf_k, cfg.hybrid_depth) == ("rrf", (0.05, 0.95), 10, 100)  # "depth" is hybrid_depth
+    assert SearchSettings.from_dict(cfg.to_dict()) == cfg and set(cfg.to_dict()) == set(shipped["config"])
     assert cfg in candidates()
     assert shipped["queries"] == 319 and len(shipped["folds"]) == 5
-    assert fusion_for("beir:../shared/beir/scifact") == DEFAULT_FUSION == FusionConfig("rrf", (1.0, 1.0), 60, 100)
+    assert fusion_for("beir:../shared/beir/scifact") == DEFAULT_FUSION == SearchSettings()
+    assert str(DEFAULT_FUSION) == "rrf, k=60, weights bm25 1 / dense 1" and SearchSettings.from_dict({}) == DEFAULT_FUSION
 
 
 def test_held_out_folds_cover_every_query_once(tuned, subset):
@@ -70,9 +75,9 @@ def test_bad_settings_name_the_value_and_the_fix(pydocs_engine, subset, tmp_path
     with pytest.raises(InputError, match="folds must be an integer of at least 2"):
         tune_fusion(pydocs_engine, subset, folds=1)
     with pytest.raises(InputError, match="unknown fusion 'max'"):
-        FusionConfig("max")
+        SearchSettings.from_dict({"fusion": "max"})
     with pytest.raises(InputError, match=r"weights must be two non-negative numbers .* got \(0, 0\)"):
-        FusionConfig("rrf", (0, 0))
+        SearchSettings("hybrid", "rrf", (0, 0))
     bad = tmp_path / "fusion.json"
     bad.write_text("{oops")
     with pytest.raises(InputError, match=f"cannot read the fusion config {bad}.*tune-fusion"):
@@ -86,4 +91,22 @@ def test_tune_fusion_command_writes_a_loadable_config(tmp_path, capsys, embedder
     assert "2-fold cross-validation, encoder torch" in text and "held-out" in text and "vs dense" in text
     saved = json.loads(out.read_text())
     assert saved["backend"] == "torch" and len(saved["folds"]) == 2
-    assert load_fusion(out) == FusionConfig.from_dict(saved["config"])
+    assert load_fusion(out) == SearchSettings.from_dict(saved["config"])
+
+
+def test_a_bad_fusion_name_is_refused_with_one_message_everywhere(tmp_path):
+    """Settings, a tuned fusion file and an experiment arm all call the one check in relevance.fusion."""
+    with pytest.raises(InputError) as one:
+        check_fusion("max")
+    message = str(one.value)
+    assert message == "unknown fusion 'max': choose one of rrf, minmax, zscore"
+    with pytest.raises(InputError) as settings:
+        SearchSettings(mode="hybrid", fusion="max")  # type: ignore[arg-type]
+    bad = tmp_path / "fusion.json"
+    bad.write_text(json.dumps({"config": {"fusion": "max", "weights": [1, 1], "rrf_k": 60, "depth": 100}}))
+    with pytest.raises(InputError) as tuning:
+        load_fusion(bad)
+    with pytest.raises(ExperimentError) as arm:
+        parse_arm("treatment=hybrid:max")
+    assert str(settings.value) == str(tuning.value) == message
+    assert str(arm.value) == f"arm 'treatment=hybrid:max': {message}"

@@ -17,14 +17,13 @@ import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from searchkit.engine import MODES, Hit, SearchEngine, SearchSettings
-from searchkit.errors import ExperimentError
+from searchkit.errors import ExperimentError, InputError
 from searchkit.relevance import metrics
-from searchkit.relevance.fusion import FUSIONS
 
 DESIGNS: tuple[str, ...] = ("split", "interleave")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
@@ -33,15 +32,35 @@ MAX_SESSION_CHARS = 128
 
 @dataclass(frozen=True)
 class Arm:
-    """One configuration of the engine: a name, a search mode and (for hybrid) a fusion."""
+    """One configuration of the engine: a name and the :class:`SearchSettings` its spec names (mode, fusion).
+
+    ``own_fusion`` says the spec named a fusion; without one the arm fuses as the engine's defaults do
+    (the corpus's tuned fusion).
+    """
 
     name: str
-    mode: str
-    fusion: str | None = None
+    preset: SearchSettings
+    own_fusion: bool = False
+
+    @classmethod
+    def of(cls, name: str, mode: str, fusion: str | None = None) -> Arm:
+        """Make an arm from a mode and an optional fusion (None: the engine's), checked as :class:`SearchSettings` checks."""
+        preset = SearchSettings(mode, fusion) if fusion else SearchSettings(mode)  # type: ignore[arg-type]
+        return cls(name, preset, bool(fusion))
+
+    @property
+    def mode(self) -> str:
+        """Return the arm's search mode."""
+        return self.preset.mode
+
+    @property
+    def fusion(self) -> str | None:
+        """Return the fusion the spec named, or None (the engine's)."""
+        return self.preset.fusion if self.own_fusion else None
 
     def settings(self, defaults: SearchSettings) -> SearchSettings:
         """Return ``defaults`` (the engine's) with this arm's mode and fusion: what each of its search calls carries."""
-        return replace(defaults, mode=self.mode, fusion=self.fusion or defaults.fusion)  # type: ignore[arg-type]
+        return defaults.with_(mode=self.mode, fusion=self.fusion)  # type: ignore[arg-type]
 
     @property
     def label(self) -> str:
@@ -62,9 +81,10 @@ def parse_arm(spec: str) -> Arm:
         raise ExperimentError(f"arm {spec!r} has unknown mode {mode!r}: choose one of {', '.join(MODES)}")
     if fusion and mode != "hybrid":
         raise ExperimentError(f"arm {spec!r} gives a fusion to mode {mode!r}: only hybrid fuses (hybrid:{fusion})")
-    if fusion and fusion not in FUSIONS:
-        raise ExperimentError(f"arm {spec!r} has unknown fusion {fusion!r}: choose one of {', '.join(FUSIONS)}")
-    return Arm(name.strip(), mode, fusion or None)
+    try:
+        return Arm.of(name.strip(), mode, fusion or None)
+    except InputError as e:
+        raise ExperimentError(f"arm {spec!r}: {e}") from None
 
 
 def parse_arms(spec: str) -> tuple[Arm, Arm]:

@@ -19,6 +19,16 @@ Fusion = Literal["rrf", "minmax", "zscore"]
 FUSIONS: tuple[str, ...] = get_args(Fusion)
 
 
+def check_fusion(method: object) -> str:
+    """Return ``method`` if it names a fusion ("rrf", "minmax", "zscore"); raise an error naming the choices otherwise.
+
+    The one check of fusion names: settings, tuning, experiment arms and :func:`fuse` all call it.
+    """
+    if not isinstance(method, str) or method not in FUSIONS:
+        raise InputError(f"unknown fusion {method!r}: choose one of {', '.join(FUSIONS)}")
+    return method
+
+
 def _check_lists(rankings: Sequence[Ranking], weights: Sequence[float] | None) -> list[float]:
     if isinstance(rankings, (str, bytes)) or not isinstance(rankings, Sequence) or len(rankings) == 0:
         raise InputError(f"give a non-empty list of rankings (one (doc_id, score) list per system), got {rankings!r}")
@@ -105,8 +115,6 @@ def fuse(
     rrf_k: int = 60,
 ) -> list[tuple[str, float]]:
     """Fuse ``rankings`` with ``method`` ("rrf", "minmax" or "zscore")."""
-    if method == "rrf":
+    if check_fusion(method) == "rrf":
         return rrf(rankings, k=rrf_k, weights=weights, limit=limit)
-    if method in ("minmax", "zscore"):
-        return score_fusion(rankings, method, weights=weights, limit=limit)
-    raise InputError(f"unknown fusion {method!r}: choose one of {', '.join(FUSIONS)}")
+    return score_fusion(rankings, method, weights=weights, limit=limit)

@@ -1,7 +1,8 @@
 """Choose hybrid fusion (method and weights) from judged queries by k-fold cross-validation.
 
 Every judged query is answered once by BM25 and once by dense search (``depth`` results each); each
-candidate :class:`FusionConfig` then fuses those lists offline, so a whole grid costs one pass of the
+candidate :class:`~searchkit.engine.SearchSettings` then fuses those lists offline with the engine's own
+hybrid code (:meth:`SearchSettings.fuse`), so a whole grid costs one pass of the
 queries. Cross-validation picks the best config on k-1 folds and scores it on the held-out fold; the
 held-out scores, concatenated, estimate what the tuned fusion does on queries it never saw. The config
 shipped for the built-in corpus lives in ``data/pydocs/fusion.json``; other corpora keep the honest
@@ -13,16 +14,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from searchkit.config import DATA_DIR
 from searchkit.corpus.datasets import Dataset
+from searchkit.engine import SearchSettings
 from searchkit.errors import InputError
 from searchkit.measure.report import format_table
-from searchkit.relevance.fusion import FUSIONS, fuse
 from searchkit.relevance.metrics import Comparison, Estimate, bootstrap_ci, ndcg, paired_bootstrap
 
 PYDOCS_FUSION = DATA_DIR / "pydocs" / "fusion.json"
@@ -30,70 +31,34 @@ BM25_WEIGHTS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
 RRF_KS: tuple[int, ...] = (10, 30, 60, 100)
 
 
-@dataclass(frozen=True)
-class FusionConfig:
-    """How hybrid mode fuses BM25 and dense lists: method, ``(bm25, dense)`` weights, RRF k, list depth."""
-
-    fusion: str = "rrf"
-    weights: tuple[float, float] = (1.0, 1.0)
-    rrf_k: int = 60
-    depth: int = 100
-
-    def __post_init__(self) -> None:
-        if self.fusion not in FUSIONS:
-            raise InputError(f"unknown fusion {self.fusion!r}: choose one of {', '.join(FUSIONS)}")
-        w = tuple(float(x) for x in self.weights)
-        if len(w) != 2 or min(w) < 0 or sum(w) <= 0:
-            raise InputError(f"weights must be two non-negative numbers (bm25, dense), not both 0, got {self.weights!r}")
-        if int(self.depth) < 10 or int(self.rrf_k) < 0:
-            raise InputError(f"depth must be >= 10 and rrf_k >= 0, got depth={self.depth!r}, rrf_k={self.rrf_k!r}")
-        object.__setattr__(self, "weights", w)
-
-    def __str__(self) -> str:
-        k = f", k={self.rrf_k}" if self.fusion == "rrf" else ""
-        return f"{self.fusion}{k}, weights bm25 {self.weights[0]:g} / dense {self.weights[1]:g}"
-
-    def to_dict(self) -> dict:
-        """Return the config as a JSON-ready dict."""
-        return {**asdict(self), "weights": list(self.weights)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FusionConfig:
-        """Make a config from :meth:`to_dict`'s output (extra keys are ignored)."""
-        if not isinstance(d, dict):
-            raise InputError(f"a fusion config is a JSON object, got {type(d).__name__}")
-        return cls(d.get("fusion", "rrf"), tuple(d.get("weights", (1.0, 1.0))), int(d.get("rrf_k", 60)), int(d.get("depth", 100)))
+DEFAULT_FUSION = SearchSettings()  # the honest default for a corpus without judged queries: RRF k=60, equal weights
 
 
-DEFAULT_FUSION = FusionConfig()  # the honest default for a corpus without judged queries
-
-
-def candidates() -> list[FusionConfig]:
+def candidates() -> list[SearchSettings]:
     """Return the grid searched by :func:`tune_fusion`: RRF over several k, min-max and z-score, bm25 weights 0.05-0.95."""
-    grid = [FusionConfig("rrf", (1.0, 1.0), k) for k in RRF_KS]
+    grid = [SearchSettings(fusion="rrf", weights=(1.0, 1.0), rrf_k=k) for k in RRF_KS]
     for w in BM25_WEIGHTS:
-        grid += [FusionConfig("rrf", (w, 1 - w), k) for k in RRF_KS]
-        grid += [FusionConfig(m, (w, 1 - w)) for m in ("minmax", "zscore")]
+        grid += [SearchSettings(fusion="rrf", weights=(w, 1 - w), rrf_k=k) for k in RRF_KS]
+        grid += [SearchSettings(fusion=m, weights=(w, 1 - w)) for m in ("minmax", "zscore")]  # type: ignore[arg-type]
     return grid
 
 
-def apply_fusion(engine, config: FusionConfig) -> None:
-    """Make ``config`` the hybrid fusion of ``engine``'s default settings (calls that pass no settings)."""
-    engine.defaults = replace(engine.defaults, fusion=config.fusion, weights=config.weights, rrf_k=config.rrf_k,
-                              hybrid_depth=config.depth)  # fmt: skip
+def apply_fusion(engine, config: SearchSettings) -> None:
+    """Make ``config``'s fusion the hybrid fusion of ``engine``'s default settings (calls that pass no settings)."""
+    engine.defaults = engine.defaults.with_fusion_of(config)
 
 
-def load_fusion(path: str | Path = PYDOCS_FUSION) -> FusionConfig:
+def load_fusion(path: str | Path = PYDOCS_FUSION) -> SearchSettings:
     """Read a fusion config written by :func:`save_fusion` (the file's ``"config"`` object)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise InputError(f"cannot read the fusion config {path} ({e}): rewrite it with python -m searchkit tune-fusion --write") from None
-    return FusionConfig.from_dict(data.get("config") if isinstance(data, dict) else data)
+    return SearchSettings.from_dict(data.get("config") if isinstance(data, dict) else data)
 
 
-def fusion_for(corpus: str) -> FusionConfig:
+def fusion_for(corpus: str) -> SearchSettings:
     """Return the hybrid fusion shipped for ``corpus``: the tuned one for ``"pydocs"``, else :data:`DEFAULT_FUSION`."""
     if corpus == "pydocs" and PYDOCS_FUSION.is_file():
         return load_fusion(PYDOCS_FUSION)
@@ -106,7 +71,7 @@ class TuningResult:
 
     dataset: str
     qids: list[str]
-    best: FusionConfig
+    best: SearchSettings
     folds: list[dict]
     heldout: np.ndarray  # per-query nDCG@10 of the config chosen without that query's fold
     baselines: dict[str, np.ndarray] = field(default_factory=dict)  # bm25, dense, hybrid-default, hybrid-tuned
@@ -150,12 +115,12 @@ def _rank_lists(engine, dataset: Dataset, depth: int) -> tuple[list[str], list, 
     return qids, bm25, dense
 
 
-def _scores(configs: Sequence[FusionConfig], qids, bm25, dense, qrels) -> np.ndarray:
-    """Return a ``(len(configs), len(qids))`` array of per-query nDCG@10 of each fused config."""
+def _scores(configs: Sequence[SearchSettings], qids, bm25, dense, qrels) -> np.ndarray:
+    """Return a ``(len(configs), len(qids))`` array of per-query nDCG@10 of each config, fused as the engine fuses."""
     out = np.empty((len(configs), len(qids)))
     for c, cfg in enumerate(configs):
         for i, q in enumerate(qids):
-            fused = fuse([bm25[i][: cfg.depth], dense[i][: cfg.depth]], cfg.fusion, cfg.weights, limit=10, rrf_k=cfg.rrf_k)
+            fused = cfg.fuse([bm25[i], dense[i]], limit=10)
             out[c, i] = ndcg([d for d, _ in fused], qrels.get(q, {}), k=10)
     return out
 
@@ -169,7 +134,7 @@ def tune_fusion(engine, dataset: Dataset, folds: int = 5, seed: int = 0, depth: 
     qids, bm25, dense = _rank_lists(engine, dataset, depth)
     if len(qids) < folds:
         raise InputError(f"{dataset.name!r} has {len(qids)} judged queries, fewer than {folds} folds: use fewer folds")
-    grid = [FusionConfig(c.fusion, c.weights, c.rrf_k, depth) for c in candidates()]
+    grid = [c.with_(hybrid_depth=depth) for c in candidates()]
     scores = _scores([DEFAULT_FUSION, *grid], qids, bm25, dense, dataset.qrels)
     default, grid_scores = scores[0], scores[1:]
     heldout = np.empty(len(qids))

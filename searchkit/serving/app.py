@@ -12,7 +12,6 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -96,7 +95,7 @@ class _Service:
         """Answer ``queries`` by ``mode`` (and ``fusion``; else the engine's), or raise :class:`NotReadyError`."""
         if self.engine is None:
             raise NotReadyError(self.error or "the index is still loading: retry in a few seconds")
-        settings = replace(self.engine.defaults, mode=mode, fusion=fusion or self.engine.defaults.fusion)  # type: ignore[arg-type]
+        settings = self.engine.defaults.with_(mode=mode, fusion=fusion)  # type: ignore[arg-type]
         use_compute_threads()  # requests run in worker threads: give this one the process's faiss thread count
         return self.engine.search_timed(queries, top_k, prefix=prefix, settings=settings)
 
