@@ -16,6 +16,7 @@ from searchkit.corpus.chunking import Passages, passages_for
 from searchkit.corpus.datasets import Corpus
 from searchkit.encoders.embed import Embedder, default_embedder
 from searchkit.errors import InputError, SearchIndexError
+from searchkit.index.base import Index
 from searchkit.index.vector import VectorIndex
 from searchkit.relevance.fusion import Fusion, check_fusion, fuse
 from searchkit.relevance.lexical import BM25
@@ -144,7 +145,7 @@ class SearchEngine:
     """Answer text queries over a corpus with dense vectors, BM25, or both."""
 
     def __init__(
-        self, corpus: Corpus, embedder: Embedder, index: VectorIndex, bm25: BM25 | None = None,
+        self, corpus: Corpus, embedder: Embedder, index: Index, bm25: BM25 | None = None,
         passages: Passages | None = None,
     ):  # fmt: skip
         if index.model_id not in (None, embedder.model_id):

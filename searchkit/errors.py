@@ -23,6 +23,10 @@ class SearchIndexError(SearchkitError):
     """An index is missing, damaged, untrained or built for another model."""
 
 
+class ClusterError(SearchkitError):
+    """A Ray cluster could not be started, reached or joined."""
+
+
 class ExerciseError(SearchkitError, AssertionError):
     """An exercise answer is not right yet; the message says why."""
 
@@ -49,6 +53,7 @@ __all__ = [
     "ModelNotFoundError",
     "DatasetError",
     "SearchIndexError",
+    "ClusterError",
     "ExerciseError",
     "NotReadyError",
     "ExperimentError",

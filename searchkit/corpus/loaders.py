@@ -11,6 +11,7 @@ import os
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from searchkit.corpus.datasets import Corpus, Dataset, load_beir
@@ -22,6 +23,7 @@ _UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*$", re.IGNORECASE)
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(\S.*?)\s*#*\s*$")
 TITLE_CHARS = 200
+READERS: dict[str, Callable[[Path], Corpus]] = {}  # your own formats: file suffix (".tsv") -> reader returning a Corpus
 
 
 def parse_size(value: str | int, name: str = "size") -> int:
@@ -239,6 +241,9 @@ def load_path(spec: str | Path, text_column: str = "text", max_file_size: int = 
         return load_jsonl(path, max_file_size)
     if suffix == ".csv":
         return load_csv(path, text_column, max_file_size)
+    if suffix in READERS:
+        _check_size(path, max_file_size)
+        return Dataset(path.stem, READERS[suffix](path), {}, {})
     raise DatasetError(
         f"{path}: not a .jsonl or .csv file: pass the folder that holds it to index every text file there, "
         "or save the documents as .jsonl ({\"id\", \"title\", \"text\"} per line) or .csv with a text column"

@@ -98,10 +98,6 @@ class Embedder:
         other._pieces = _counting_tokenizer(other.model)
         return other
 
-    def encode_query(self, query: str) -> np.ndarray:
-        """Embed one query; return a ``(dim,)`` float32 unit vector."""
-        return self.encode([query])[0]
-
     def encode_cached(self, texts: Sequence[str], progress: bool | None = None) -> np.ndarray:
         """Like :meth:`encode`, but reuse vectors saved under ``data/cache/embeddings`` for the same texts."""
         items = check_texts(texts)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import faiss
 import numpy as np
 
 from searchkit.errors import InputError, SearchIndexError
+from searchkit.index.base import exact_top_k, keep_rows, no_results, result_of, rows_matching, top_of
 from searchkit.index.memory import check_training_size, memory_estimate
-from searchkit.index.vector import SearchResult, VectorIndex
-from searchkit.validation import as_matrix, check_ids_match, check_positive_int
-
-# -- memory calculator -------------------------------------------------------------------------
-
+from searchkit.index.vector import VERSIONS, SearchResult, VectorIndex
+from searchkit.validation import as_matrix, check_id_list, check_ids_match, check_positive_int, first_duplicate
 
 # -- building compressed indexes ---------------------------------------------------------------
 
@@ -53,27 +51,12 @@ def build_index(
 # -- re-ranking ----------------------------------------------------------------------------------
 
 
-def _exact_top_k(xq: np.ndarray, cand: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Re-score candidate rows ``cand`` (``(nq, c)``, -1 = none) of ``vectors`` by inner product; keep ``k``."""
-    nq, c = cand.shape
-    scores = np.full((nq, c), -np.inf, dtype=np.float32)
-    for q in range(nq):
-        ok = cand[q] >= 0
-        rows = cand[q][ok]
-        order = np.argsort(rows)  # read a memory-mapped file front to back
-        got = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
-        got[order] = vectors[rows[order]]
-        scores[q, ok] = got @ xq[q]
-    k = min(k, c)
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(scores, top, 1), np.take_along_axis(cand, top, 1)
-
-
 class Reranked:
     """A compressed VectorIndex whose top ``k * ratio`` candidates are re-scored exactly with the original vectors.
 
     ``originals`` (shape ``(n, d)``, row i = the i-th vector added) may be a ``np.memmap`` so the full-precision
-    copy stays on disk and only the candidates are read: RAM holds just the compressed codes.
+    copy stays on disk and only the candidates are read: RAM holds just the compressed codes. It meets
+    :class:`~searchkit.index.base.Index`: ``model_id``, ``backend``, ``dim`` and ``metric`` are the inner index's.
     """
 
     def __init__(self, index: VectorIndex, originals: np.ndarray, ratio: int = 4):
@@ -89,19 +72,78 @@ class Reranked:
                 "pass one original per added vector, in the order they were added"
             )
         self.index, self.originals, self.ratio = index, originals, int(ratio)
+        self.dim, self.metric = index.dim, index.metric
+        self._seen, self._version = index.version, next(VERSIONS)
 
     def __repr__(self) -> str:
         return f"Reranked({self.index.factory!r}, ratio={self.ratio})"
+
+    def __len__(self) -> int:
+        return len(self.index)
 
     @property
     def factory(self) -> str:
         """The compressed index's factory string and the re-ranking, e.g. ``'IVF4096,PQ48x4fs, re-ranked x10'``."""
         return f"{self.index.factory}, re-ranked x{self.ratio}"
 
-    def search(self, xq: np.ndarray, k: int = 10, params: faiss.SearchParameters | None = None) -> SearchResult:
-        """Fetch ``k * ratio`` candidates per query row of ``xq``, re-score them exactly, return the best ``k``."""
-        D, I = self._search(xq, k, params)
-        return _result(D, I, self.index.ids)
+    @property
+    def model_id(self) -> str | None:
+        """The inner index's model id."""
+        return self.index.model_id
+
+    @property
+    def backend(self) -> str | None:
+        """The inner index's encoder backend (setting it sets the inner index's)."""
+        return self.index.backend
+
+    @backend.setter
+    def backend(self, value: str | None) -> None:
+        self.index.backend = value
+
+    @property
+    def version(self) -> int:
+        """A number of this wrapper's own, renewed whenever the inner index changes (caches compare it)."""
+        if self.index.version != self._seen:
+            self._seen, self._version = self.index.version, next(VERSIONS)
+        return self._version
+
+    def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
+        """Add ``xb`` to the inner index and to the originals (a memory-mapped copy is read into RAM)."""
+        xb = as_matrix(xb, self.dim)
+        self.index.add(ids, xb)
+        self.originals = np.concatenate([self.originals, xb])
+
+    def remove(self, ids: Iterable[str], rebuild: bool = False) -> int:
+        """Remove ``ids`` from the inner index (``rebuild`` as :meth:`VectorIndex.remove`); their originals stay, unused."""
+        return self.index.remove(ids, rebuild=rebuild)
+
+    def search(
+        self, xq: np.ndarray, k: int = 10, params: faiss.SearchParameters | None = None, *, nprobe: int | None = None,
+        ef_search: int | None = None, subset: Iterable[str] | None = None, prefix: str | None = None,
+    ) -> SearchResult:  # fmt: skip
+        """Fetch ``k * ratio`` candidates per query row of ``xq``, re-score them exactly, return the best ``k``.
+
+        ``params`` or ``nprobe``/``ef_search`` tune the candidate search; ``subset``/``prefix`` restrict it to
+        matching documents as :meth:`VectorIndex.search` does (``k`` results whenever ``k`` documents match).
+        """
+        if params is not None and (nprobe is not None or ef_search is not None):
+            raise InputError("pass either params or nprobe/ef_search, not both")
+        if subset is None and prefix is None:
+            D, I = self._search(xq, k, params or self.index.search_params(nprobe, ef_search))
+            return result_of(D, I, self.index.ids)
+        check_positive_int("k", k)
+        xq = as_matrix(xq, self.dim, name="queries")
+        if len(self.index) == 0:
+            raise SearchIndexError("index is empty: add vectors before searching")
+        if params is not None:  # keep the caller's settings; the selector is added below
+            nprobe, ef_search = getattr(params, "nprobe", None), getattr(params, "efSearch", None)
+        labels = self.index._labels_matching(subset, prefix)
+        if len(labels) == 0:
+            return SearchResult([[] for _ in xq], [[] for _ in xq])
+        fetch = min(int(k) * self.ratio, len(labels))
+        _, I = self.index._search_selected(xq, fetch, labels, nprobe, ef_search)
+        D, I = exact_top_k(xq, I, self.originals, int(k))
+        return result_of(D, I, self.index.ids)
 
     def search_raw(
         self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None
@@ -116,16 +158,7 @@ class Reranked:
             raise SearchIndexError("index is empty: add vectors before searching")
         fetch = min(int(k) * self.ratio, len(self.index))
         _, I = self.index.index.search(xq, fetch, params=params)
-        return _exact_top_k(xq, I, self.originals, int(k))
-
-
-def _result(D: np.ndarray, I: np.ndarray, ids: Sequence[str | None]) -> SearchResult:
-    out_ids, out_scores = [], []
-    for drow, irow in zip(D, I):
-        keep = (irow >= 0) & np.isfinite(drow)
-        out_ids.append([ids[j] for j in irow[keep]])
-        out_scores.append([float(s) for s in drow[keep]])
-    return SearchResult(out_ids, out_scores)  # type: ignore[arg-type]
+        return exact_top_k(xq, I, self.originals, int(k))
 
 
 # -- embedding quantization: int8 and binary -------------------------------------------------------
@@ -176,11 +209,24 @@ def unpack_signs(codes: np.ndarray) -> np.ndarray:
 
 
 class _CodeIndex:
-    """Vectors stored as codes (``_codes`` turns float rows into what the faiss ``index`` holds) under document ids."""
+    """Vectors stored as codes (``_codes`` turns float rows into what the faiss ``index`` holds) under document ids.
+
+    It meets :class:`~searchkit.index.base.Index`: an exhaustive index, so ``nprobe``/``ef_search`` are refused,
+    and ``subset``/``prefix`` filter the ranked candidates (``k`` results whenever ``k`` documents match).
+    """
 
     dim: int
     index: faiss.Index | faiss.IndexBinary
     ids: list[str]
+    factory: str
+    metric = "ip"
+    _name: str
+
+    def _start(self) -> None:
+        self.ids = []
+        self.model_id: str | None = None
+        self.backend: str | None = None
+        self.version = next(VERSIONS)  # new on every add and remove: caches compare it
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -191,9 +237,56 @@ class _CodeIndex:
     def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
         """Encode float vectors ``xb`` ``(n, dim)`` and add them under ``ids``."""
         xb = as_matrix(xb, self.dim)
+        ids = [str(i) for i in ids]
         check_ids_match(ids, xb)
+        have = set(self.ids)
+        dup = next((i for i in ids if i in have), None) or first_duplicate(ids)
+        if dup is not None:
+            raise InputError(f"document id {dup!r} is already in the index: remove it first")
         self.index.add(self._codes(xb))
-        self.ids.extend(str(i) for i in ids)
+        self.ids.extend(ids)
+        self.version = next(VERSIONS)
+
+    def remove(self, ids: Iterable[str]) -> int:
+        """Remove the documents ``ids``; return how many were removed (the codes of the rest move up)."""
+        ids = check_id_list(ids)
+        rows = {d: r for r, d in enumerate(self.ids)}
+        missing = next((i for i in ids if i not in rows), None)
+        if missing is not None:
+            raise InputError(f"document id {missing!r} is not in the index: nothing to remove (check the id)")
+        drop = np.unique(np.fromiter((rows[i] for i in ids), dtype=np.int64, count=len(ids)))
+        if len(drop) == 0:
+            return 0
+        self.index.remove_ids(faiss.IDSelectorBatch(drop))  # flat codes: the remaining rows keep their order
+        gone = set(drop.tolist())
+        self.ids = [d for r, d in enumerate(self.ids) if r not in gone]
+        self.version = next(VERSIONS)
+        return len(drop)
+
+    def _candidates(
+        self, xq: np.ndarray, k: int, fetch_per: int, nprobe: int | None, ef_search: int | None,
+        subset: Iterable[str] | None, prefix: str | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
+        """Return ``(xq, D, I)``: the top ``k * fetch_per`` by codes of matching rows; None when none match."""
+        check_positive_int("k", k)
+        for name, value, kind in (("nprobe", nprobe, "IVF"), ("ef_search", ef_search, "HNSW")):
+            if value is not None:
+                raise InputError(f"{name} applies to {kind} indexes, not {self.factory!r}: leave it out")
+        if len(self) == 0:
+            raise SearchIndexError(f"{self._name} index is empty: add vectors before searching")
+        xq = as_matrix(xq, self.dim, name="queries")
+        allowed = rows_matching(self.ids, subset, prefix)
+        fetch = min(int(k) * fetch_per, len(self) if allowed is None else int(allowed.sum()))
+        if fetch == 0:
+            return None
+        if allowed is None:
+            D, I = self.index.search(self._query_codes(xq), fetch)
+            return xq, D, I
+        D, I = self.index.search(self._query_codes(xq), len(self))  # everything, best first, then the matching
+        return (xq, *keep_rows(D, I, allowed, fetch))
+
+    def _query_codes(self, xq: np.ndarray) -> np.ndarray:
+        return self._codes(xq)
 
 
 class BinaryIndex(_CodeIndex):
@@ -203,38 +296,37 @@ class BinaryIndex(_CodeIndex):
     exactly against ``originals`` when given, else against the +1/-1 codes (no extra memory).
     """
 
+    factory, _name = "Binary", "binary"
+
     def __init__(self, dim: int):
         if not isinstance(dim, int) or dim < 8 or dim % 8:
             raise InputError(f"binary codes need a dimension divisible by 8, got {dim!r}")
         self.dim = dim
         self.index = faiss.IndexBinaryFlat(dim)
-        self.ids: list[str] = []
+        self._start()
 
     def _codes(self, xb: np.ndarray) -> np.ndarray:
         return quantize_binary(xb)
 
     def search(
-        self, xq: np.ndarray, k: int = 10, ratio: int = 4, rescore: bool = True, originals: np.ndarray | None = None
-    ) -> SearchResult:
+        self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None,
+        subset: Iterable[str] | None = None, prefix: str | None = None, *, ratio: int = 4, rescore: bool = True,
+        originals: np.ndarray | None = None,
+    ) -> SearchResult:  # fmt: skip
         """Return the ``k`` best documents per row of ``xq``; scores are ``dim - 2 * Hamming`` unless re-scored."""
-        check_positive_int("k", k)
-        if len(self) == 0:
-            raise SearchIndexError("binary index is empty: add vectors before searching")
-        xq = as_matrix(xq, self.dim, name="queries")
-        fetch = min(int(k) * (ratio if rescore else 1), len(self))
-        H, I = self.index.search(quantize_binary(xq), fetch)
+        found = self._candidates(xq, k, ratio if rescore else 1, nprobe, ef_search, subset, prefix)
+        if found is None:
+            return no_results(len(np.atleast_2d(xq)))
+        xq, H, I = found
         if not rescore:
-            return _result((self.dim - 2 * H).astype(np.float32), I, self.ids)
+            return result_of((self.dim - 2 * H).astype(np.float32), I, self.ids)
         if originals is not None:
-            D, I = _exact_top_k(xq, I, originals, int(k))
-            return _result(D, I, self.ids)
+            D, I = exact_top_k(xq, I, originals, int(k))
+            return result_of(D, I, self.ids)
         codes = faiss.rev_swig_ptr(self.index.xb.data(), len(self) * self.dim // 8)
         codes = np.asarray(codes).reshape(len(self), self.dim // 8)
         signs = unpack_signs(codes[np.maximum(I, 0).ravel()]).reshape(*I.shape, self.dim)
-        D = np.einsum("qcd,qd->qc", signs, xq)
-        D[I < 0] = -np.inf
-        top = np.argsort(-D, axis=1, kind="stable")[:, : int(k)]
-        return _result(np.take_along_axis(D, top, 1), np.take_along_axis(I, top, 1), self.ids)
+        return top_of(np.einsum("qcd,qd->qc", signs, xq), I, int(k), self.ids)
 
 
 class Int8Index(_CodeIndex):
@@ -244,35 +336,32 @@ class Int8Index(_CodeIndex):
     candidates with the int8 query and re-scores them with the float query against the dequantized codes.
     """
 
+    factory, _name = "Int8", "int8"
+
     def __init__(self, dim: int, ranges: np.ndarray | None):
         if ranges is None:
             quantize_int8(np.zeros((1, dim), dtype=np.float32), None)  # raises the calibration error
         self.dim, self.ranges = dim, np.asarray(ranges, dtype=np.float32)
         self.index = faiss.index_factory(dim, "SQ8_direct_signed", faiss.METRIC_INNER_PRODUCT)
-        self.ids: list[str] = []
+        self._start()
 
     def _codes(self, xb: np.ndarray) -> np.ndarray:
         return quantize_int8(xb, self.ranges).astype(np.float32)
 
-    def search(self, xq: np.ndarray, k: int = 10, ratio: int = 4, rescore: bool = True) -> SearchResult:
+    def search(
+        self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None,
+        subset: Iterable[str] | None = None, prefix: str | None = None, *, ratio: int = 4, rescore: bool = True,
+    ) -> SearchResult:  # fmt: skip
         """Return the ``k`` best documents per query row of ``xq`` (int8 dot products, re-scored in float)."""
-        check_positive_int("k", k)
-        if len(self) == 0:
-            raise SearchIndexError("int8 index is empty: add vectors before searching")
-        xq = as_matrix(xq, self.dim, name="queries")
-        fetch = min(int(k) * (ratio if rescore else 1), len(self))
-        D, I = self.index.search(quantize_int8(xq, self.ranges).astype(np.float32), fetch)
+        found = self._candidates(xq, k, ratio if rescore else 1, nprobe, ef_search, subset, prefix)
+        if found is None:
+            return no_results(len(np.atleast_2d(xq)))
+        xq, D, I = found
         if not rescore:
-            return _result(D, I, self.ids)
+            return result_of(D, I, self.ids)
         cand = self.index.reconstruct_batch(np.maximum(I, 0).ravel()).reshape(*I.shape, self.dim)
         vecs = dequantize_int8(cand, self.ranges)
-        S = np.einsum("qcd,qd->qc", vecs, xq)
-        S[I < 0] = -np.inf
-        top = np.argsort(-S, axis=1, kind="stable")[:, : int(k)]
-        return _result(np.take_along_axis(S, top, 1), np.take_along_axis(I, top, 1), self.ids)
-
-
-# -- figures ---------------------------------------------------------------------------------------
+        return top_of(np.einsum("qcd,qd->qc", vecs, xq), I, int(k), self.ids)
 
 
 def _find_pq(index: VectorIndex | faiss.Index):
@@ -294,9 +383,7 @@ def reconstruction_error(index: VectorIndex | faiss.Index, x: np.ndarray) -> flo
 
 def serialized_size(index: VectorIndex | faiss.Index | faiss.IndexBinary | BinaryIndex | Int8Index) -> int:
     """Return the size in bytes of ``index`` written with faiss (what it takes on disk and, loaded, in RAM)."""
-    if isinstance(index, (VectorIndex, Int8Index)):
-        index = index.index
-    if isinstance(index, BinaryIndex):
+    if isinstance(index, (VectorIndex, Int8Index, BinaryIndex)):
         index = index.index
     if isinstance(index, faiss.IndexBinary):
         return int(faiss.serialize_index_binary(index).size)

@@ -30,10 +30,6 @@ class MemoryEstimate:
         """Return the estimated bytes of an index holding ``n`` vectors."""
         return int(round(self.fixed + self.per_vector * n))
 
-    def per_vector_at(self, n: int) -> float:
-        """Return the bytes per vector at ``n`` vectors, fixed costs spread over them."""
-        return self.total(n) / max(n, 1)
-
 
 def _hnsw_graph_bytes(m: int) -> float:
     """Return the expected bytes per node of a faiss HNSW graph with ``M = m``."""

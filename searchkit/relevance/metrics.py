@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, "Sequence[str] | Mapping[str, float]"]
 
 METRICS: tuple[str, ...] = ("ndcg", "recall", "mrr", "map", "precision", "success")
-_NAME = re.compile(r"^(ndcg|recall|mrr|map|precision|success)(?:@(\d+))?$")
+_NAME = re.compile(r"^([a-z][a-z0-9_]*)(?:@(\d+))?$")  # a name of _FUNCS, optionally with a cutoff
 
 
 def ranked(docs: Sequence[str] | Sequence[tuple[str, float]] | Mapping[str, float]) -> list[str]:
@@ -98,12 +98,25 @@ _FUNCS = {
 }  # fmt: skip
 
 
+def register_metric(name: str, fn: Callable[..., float]) -> None:
+    """Make ``fn(docs, judged, k=...) -> float`` (one ranked list, one query's judgments) the metric ``name``.
+
+    :func:`parse_metric` then accepts ``name`` and ``name@k``; :func:`evaluate`, :func:`per_query` and
+    :func:`searchkit.relevance.evaluate.evaluate_systems` (confidence intervals, paired tests) compute it.
+    """
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise InputError(f"metric name {name!r} must be lower-case letters, digits or '_', e.g. 'judged'")
+    if not callable(fn):
+        raise InputError(f"metric {name!r} needs a function fn(docs, judged, k) -> float, got {type(fn).__name__}")
+    _FUNCS[name] = fn
+
+
 def parse_metric(name: str) -> tuple[str, int | None]:
     """Split a metric name like ``"ndcg@10"`` or ``"map"`` into ``("ndcg", 10)`` / ``("map", None)``."""
     m = _NAME.match(str(name).strip().lower())
-    if not m or (m.group(2) is not None and int(m.group(2)) < 1):
+    if not m or m.group(1) not in _FUNCS or (m.group(2) is not None and int(m.group(2)) < 1):
         raise InputError(
-            f"unknown metric {name!r}: use one of {', '.join(METRICS)}, optionally with a cutoff like 'ndcg@10'"
+            f"unknown metric {name!r}: use one of {', '.join(_FUNCS)}, optionally with a cutoff like 'ndcg@10'"
         )
     return m.group(1), int(m.group(2)) if m.group(2) else None
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from searchkit.errors import InputError, SearchkitError
+from searchkit.errors import ClusterError, InputError
 
 LOOPBACK = "127.0.0.1"
 # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 keeps a one-node cluster on 127.0.0.1 instead of the machine's network address,
@@ -28,10 +28,6 @@ LOOPBACK = "127.0.0.1"
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
 for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
-
-
-class ClusterError(SearchkitError):
-    """A Ray cluster could not be started, reached or joined."""
 
 
 def ray_env() -> dict[str, str]:
@@ -238,16 +234,3 @@ def is_loopback(ip: str) -> bool:
     addr = ipaddress.ip_address(ip)
     mapped = getattr(addr, "ipv4_mapped", None)
     return (mapped or addr).is_loopback
-
-
-def ray_pids() -> list[int]:
-    """Return the process ids of every Ray process on this machine (gcs_server, raylet, ray:: workers)."""
-    import psutil
-
-    names = ("gcs_server", "raylet", "ray::", "plasma_store", "dashboard")
-    out = []
-    for p in psutil.process_iter(["name", "cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if (p.info["name"] or "").startswith(names) or "ray/core/src/ray" in cmd or "ray/_private/workers" in cmd:
-            out.append(p.pid)
-    return out

@@ -30,7 +30,7 @@ from searchkit.index.manifest import (
     save_manifest,
     sha256,
 )
-from searchkit.index.vector import IndexSpec, SearchResult, VectorIndex
+from searchkit.index.vector import VERSIONS, IndexSpec, SearchResult, VectorIndex
 from searchkit.scale import cluster  # noqa: F401  (sets the environment Ray reads on import)
 from searchkit.threads import single_threaded
 from searchkit.validation import as_matrix, check_positive_int
@@ -199,6 +199,7 @@ class ShardedIndex:
         self.model_id, self.count, self.backend = manifest.model, manifest.count, manifest.backend
         self.ef_search = self.nprobe = None
         self.read_only = True
+        self.version = next(VERSIONS)  # the shards never change once loaded
         self._nodes: dict[int, str] = {}
 
     @classmethod
@@ -243,6 +244,14 @@ class ShardedIndex:
 
     def __repr__(self) -> str:
         return f"ShardedIndex({self.factory!r}, dim={self.dim}, n={self.count}, shards={len(self.actors)})"
+
+    def add(self, ids: Sequence[str], xb: np.ndarray) -> None:
+        """Refused: shards are read from their saved files (an actor restart reloads them)."""
+        raise SearchIndexError(f"a sharded index is read-only: {REBUILD} --shards N to add documents")
+
+    def remove(self, ids: Iterable[str]) -> int:
+        """Refused: shards are read from their saved files (an actor restart reloads them)."""
+        raise SearchIndexError(f"a sharded index is read-only: {REBUILD} --shards N to remove documents")
 
     @property
     def n_shards(self) -> int:
