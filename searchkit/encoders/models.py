@@ -17,7 +17,7 @@ LOCAL_MODELS_DIR = DATA_DIR / "models"
 Backend = Literal["torch", "onnx", "onnx-int8"]  # onnx*: searchkit.encoders.onnx, float32 / int8 weights
 BACKENDS: tuple[str, ...] = get_args(Backend)
 ONNX_BACKENDS = BACKENDS[1:]
-DEFAULT_BACKEND: Backend = "onnx-int8"  # command line, app, benchmarks: 4.7x torch's speed, same nDCG@10 (benchmarks/encoders.py)
+DEFAULT_BACKEND: Backend = "onnx-int8"  # command line, app, benchmarks: ~7x torch's docs/s, nDCG@10 not significantly below (benchmarks/encoders.py)
 
 
 def _packaged_model_dir() -> Path | None:
