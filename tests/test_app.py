@@ -248,7 +248,7 @@ def test_not_ready_while_loading_then_ready(small_engine):
     gate = threading.Event()
 
     def loader():
-        gate.wait(10)
+        gate.wait(60)  # held until the test says so (the bound only stops a broken test hanging)
         return small_engine
 
     with TestClient(create_app(loader=loader, cache=LRUCache(10))) as c:
@@ -259,9 +259,8 @@ def test_not_ready_while_loading_then_ready(small_engine):
         assert r.status_code == 503, r.text
         assert "not ready: the index is still loading" in msg(r)
         gate.set()
-        for _ in range(200):
-            if c.get("/health").status_code == 200:
-                break
+        deadline = time.monotonic() + 60  # a deadline, not a count of polls: a loaded box may take seconds
+        while c.get("/health").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert c.get("/health").json()["status"] == "ready"
         assert c.post("/search", json={"query": "a"}).status_code == 200
@@ -274,9 +273,8 @@ def test_failed_load_is_reported_never_ready():
         raise SearchIndexError("index.faiss fails its checksum: rebuild")
 
     with TestClient(create_app(loader=loader, cache=LRUCache(10))) as c:
-        for _ in range(100):
-            if c.get("/health").json()["status"] != "loading":
-                break
+        deadline = time.monotonic() + 60  # a deadline, not a count of polls: a loaded box may take seconds
+        while c.get("/health").json()["status"] == "loading" and time.monotonic() < deadline:
             time.sleep(0.02)
         r = c.get("/health")
         assert r.status_code == 503, r.text
