@@ -72,7 +72,11 @@ def test_get_search_for_browsers_and_curl(client):
     r = client.get("/search", params={"q": "parse a JSON string", "top_k": "2", "mode": "bm25"})
     assert r.status_code == 200, r.text
     assert r.json()["mode"] == "bm25" and r.json()["results"][0]["id"].startswith("json.")
-    assert len(r.json()["results"]) <= 2
+    posted = client.post("/search", json={"query": "parse a JSON string", "top_k": 2, "mode": "bm25"}).json()
+    hits = [(h["id"], h["score"]) for h in r.json()["results"]]
+    assert len(hits) == 2 and hits == [(h["id"], h["score"]) for h in posted["results"]]  # same answer as POST
+    dense = client.get("/search", params={"q": "parse a JSON string", "top_k": "2"}).json()
+    assert dense["mode"] == "dense" and [(h["id"], h["score"]) for h in dense["results"]] != hits  # mode is used
 
 
 def test_batch_answers_in_order(client):
@@ -84,10 +88,12 @@ def test_batch_answers_in_order(client):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_engine_mode_is_served(client, mode):
+def test_every_engine_mode_is_served(client, small_engine, mode):
     r = client.post("/search", json={"query": "copy a file", "top_k": 2, "mode": mode})
     assert r.status_code == 200, r.text
-    assert r.json()["results"], r.text
+    assert r.json()["mode"] == mode, r.text
+    want = [(h.id, pytest.approx(h.score, abs=1e-5)) for h in small_engine.search_many(["copy a file"], 2, mode=mode)[0]]
+    assert len(want) == 2 and [(h["id"], h["score"]) for h in r.json()["results"]] == want, r.text  # the mode's answer
 
 
 def test_an_engine_without_bm25_serves_dense_only(small_engine):
