@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import tiny_beir
 from fastapi.testclient import TestClient
 
 from searchkit.cli import main
@@ -152,17 +153,6 @@ def test_serve_refuses_a_bad_experiment_before_loading(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def _tiny_beir(folder: Path) -> Path:
-    (folder / "qrels").mkdir(parents=True)
-    words = ["files", "folders", "time", "dates", "numbers", "text", "network", "threads", "json", "random"]
-    with open(folder / "corpus.jsonl", "w") as f:
-        for i in range(40):
-            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": f"About {words[i % 10]} and {words[i * 3 % 10]}."}) + "\n")
-    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "files"}\n')
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\n")
-    return folder
-
-
 def _serve(corpus: Path, events: Path, port: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "searchkit", "serve", "--corpus", f"beir:{corpus}", "--port", str(port),
            "--experiment", "control=bm25,treatment=dense", "--experiment-design", "split", "--events", str(events),
@@ -183,7 +173,7 @@ def _serve(corpus: Path, events: Path, port: int) -> subprocess.Popen:
 
 
 def test_acknowledged_clicks_survive_sigkill(tmp_path):
-    corpus, events, port = _tiny_beir(tmp_path / "corpus"), tmp_path / "events.db", free_port()
+    corpus, events, port = tiny_beir(tmp_path / "corpus", n=40), tmp_path / "events.db", free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(corpus, events, port)
     acked: list[tuple[str, str]] = []
