@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +110,19 @@ def ray_cluster():
     c.stop()
     left = cluster.process_tree(tree)
     assert not left, f"Ray processes left running after stop(): {left}"
+
+
+def tiny_beir(folder: Path, prefix: str = "d", n: int = 60) -> Path:
+    """Write a tiny BEIR-layout corpus to ``folder``: ``n`` short documents ``{prefix}{i}``, one query, one judgement.
+
+    Shared by the tests that serve or rebuild a corpus from disk (``from conftest import tiny_beir``).
+    """
+    (folder / "qrels").mkdir(parents=True)
+    words = ["files", "folders", "time", "dates", "numbers", "text", "network", "threads", "json", "random"]
+    with open(folder / "corpus.jsonl", "w") as f:
+        for i in range(n):
+            text = f"Document {i} about {words[i % 10]} and {words[(i * 7) % 10]}."
+            f.write(json.dumps({"_id": f"{prefix}{i}", "title": "", "text": text}) + "\n")
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "files"}\n')
+    (folder / "qrels" / "test.tsv").write_text(f"query-id\tcorpus-id\tscore\nq1\t{prefix}0\t1\n")
+    return folder

@@ -7,6 +7,7 @@ without clocks: a big batch is mid-call, and we count what else gets encoded bef
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -108,8 +109,21 @@ def test_an_encoder_error_reaches_every_caller_in_the_call(embedder):
 def test_a_waiting_window_lets_a_later_query_share_the_call(embedder):
     log = []
     b = BatchingEmbedder(Gated(embedder, log, hold=False), max_batch=2, window_ms=1000)  # waits until 2 texts queue
+    lane = b.quick  # short queries take the quick lane, the one with the window
     first = b.submit(["delete a folder"])
-    second = b.submit(["read a csv file"])  # queued while the lane holds the first one
+    # The second query is queued while the worker sits in its window with the first one: seen, under the lane's
+    # condition lock, as a waiter on the condition while a job is queued (the idle wait only happens with none).
+    # Holding that lock while submitting (an RLock, so submit takes it again) means the window cannot run out
+    # in between, however slowly this thread runs on a busy box; a lane without the window takes the first
+    # text alone instead, so `first` finishes, and the test fails.
+    deadline = time.monotonic() + 60
+    while True:
+        with lane._cond:
+            if lane.jobs and lane._cond._waiters:
+                second = b.submit(["read a csv file"])
+                break
+        assert not first.done() and time.monotonic() < deadline, "the lane never waited for a second query"
+        time.sleep(0.01)
     np.testing.assert_allclose(first.result(60), embedder.encode(["delete a folder"]), atol=1e-5)
     np.testing.assert_allclose(second.result(60), embedder.encode(["read a csv file"]), atol=1e-5)
     assert log == [["delete a folder", "read a csv file"]]  # one model call for both

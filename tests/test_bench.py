@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -75,8 +77,8 @@ def test_pareto_front_on_hand_made_points():
 
 def test_timers_and_thread_count():
     with Timer() as t:
-        sum(range(1000))
-    assert t.s >= 0 and t.ms == pytest.approx(t.s * 1000)
+        time.sleep(0.02)
+    assert 0.02 <= t.s < 5 and t.ms == pytest.approx(t.s * 1000)  # sleep waits at least that long; 5 s: a stall
     before = thread_count()
     with faiss_threads(1) as n:
         assert n == 1 == thread_count()
@@ -86,7 +88,16 @@ def test_timers_and_thread_count():
     assert lat.p99_min_ms == pytest.approx(lat.p99_ms)  # per_query="min": the noise-reduced p99 is the headline one
     raw = time_single(lambda q: q.sum(), np.ones((20, 4), np.float32), warmup=2, repeats=3, per_query="all")
     assert raw.n == 60 and raw.p99_ms == pytest.approx(raw.p99_raw_ms) and raw.p99_min_ms <= raw.p99_raw_ms + 1e-9
-    assert time_batch(lambda q: q.sum(), np.ones((20, 4), np.float32)) > 0
+    shapes = []
+
+    def slow(q):  # 10 ms per call, however many queries: at most 1000 / 0.01 = 100,000 queries per second
+        shapes.append(q.shape)
+        time.sleep(0.01)
+
+    qps = time_batch(slow, np.ones((1000, 4), np.float32), repeats=3)
+    assert shapes == [(16, 4)] + [(1000, 4)] * 3  # one small warm-up, then three timed runs over all the queries
+    # queries (not calls) per second: above 1000 / 5 unless a 10 ms call stalled past 5 s (calls/s is <= 100)
+    assert 1000 / 5 < qps <= 100_000
 
 
 def test_sweep_measures_each_setting(unit_vectors):

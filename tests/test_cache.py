@@ -254,10 +254,15 @@ def test_a_partial_answer_is_never_kept(small_engine):
 
 # -- Redis (real server) ---------------------------------------------------------------------------
 
+# Where Redis is meant to be healthy, the 50 ms production timeout only tests how loaded the box is: a busy
+# shared CI machine can miss it and turn an expected hit into a miss. These tests check counts and values,
+# not the timeout, so they give the client a generous one.
+HEALTHY_TIMEOUT_S = 1.0
+
 
 @needs_redis
 def test_redis_round_trip_and_counts(redis_server):
-    c = RedisCache(redis_server.url)
+    c = RedisCache(redis_server.url, timeout_s=HEALTHY_TIMEOUT_S)
     key = cache_key("m", "q")
     assert c.get(key, 8) is None
     c.put(key, vec(5))
@@ -273,7 +278,7 @@ def test_redis_round_trip_and_counts(redis_server):
 
 @needs_redis
 def test_redis_garbage_value_is_a_miss(redis_server):
-    c = RedisCache(redis_server.url)
+    c = RedisCache(redis_server.url, timeout_s=HEALTHY_TIMEOUT_S)
     key = cache_key("m", "q")
     c.client.set(key, b"\x00not a vector")
     assert c.get(key, 8) is None
@@ -284,7 +289,7 @@ def test_redis_garbage_value_is_a_miss(redis_server):
 
 @needs_redis
 def test_redis_stopped_mid_test_fails_open_then_recovers(redis_server):
-    c = RedisCache(redis_server.url, retry_s=0.2)
+    c = RedisCache(redis_server.url, retry_s=0.2, timeout_s=HEALTHY_TIMEOUT_S)  # a stopped server refuses at once
     key = cache_key("m", "q")
     c.put(key, vec(1))
     assert c.get(key, 8) is not None

@@ -149,7 +149,7 @@ def test_serve_process_starts_answers_and_stops(built):
                 pass
             assert time.monotonic() < deadline, "the server did not become ready in 120 s"
             time.sleep(0.2)
-        r = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "read a csv file", "top_k": 3})
+        r = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "read a csv file", "top_k": 3}, timeout=60)  # a fresh server
         assert r.status_code == 200, r.text
         assert r.json()["results"][0]["id"].startswith("csv")
     finally:

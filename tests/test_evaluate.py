@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -110,7 +111,17 @@ def test_runner_table_json_and_comparison(toy):
     assert c.diff > 0.3 and c.low > 0 and c.p_value < 0.01
     assert rep.wins("oracle", "random")["random"] == 0
     text = rep.table()
-    assert "oracle" in text and "ndcg@10" in text and "[" in text
+    lines = text.splitlines()
+    assert lines[0].split() == ["system", "ndcg@10", "recall@100", "mrr@10", "map", "ms/query"], text
+    ci = r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]"  # mean [low, high], three decimals
+    rows_of = {line.split()[0]: re.findall(ci, line) for line in lines[2:]}
+    assert rows_of["oracle"] == [("1.000", "1.000", "1.000")] * 4, text
+    assert len(rows_of["random"]) == 4, text
+    for m, (mean, low, high) in zip(rep.metrics, rows_of["random"]):
+        e = r.estimates[m]
+        assert (float(mean), float(low), float(high)) == (round(e.mean, 3), round(e.low, 3), round(e.high, 3)), m
+        assert float(low) <= float(mean) <= float(high), m
+    assert rows_of["random"][0][1] != rows_of["random"][0][2], text  # a real interval, not a point
     assert set(rep.per_query("mrr@10")["q0"]) == {"oracle", "random"}
 
 
@@ -144,7 +155,12 @@ def test_engine_modes_on_judged_python_docs(pydocs, pydocs_engine):
     assert all(0 < v <= 1 for v in nd.values())
     assert nd["dense"] > nd["bm25"]  # the lesson's story: paraphrased questions defeat keywords
     assert nd["hybrid:rrf"] > nd["bm25"]
-    assert isinstance(System.of(pydocs_engine, "hybrid:zscore").fusion, str)
+    z = System.of(pydocs_engine, "hybrid:zscore")
+    assert (z.name, z.mode, z.fusion) == ("hybrid:zscore", "hybrid", "zscore")
+    some = [pydocs.queries[q] for q in subset[:5]]
+    want = [[(h.id, h.score) for h in row] for row in pydocs_engine.search_many(some, 10, mode="hybrid", fusion="zscore")]
+    assert z.search(some, 10) == want  # the fusion named in the spec is the one searched with
+    assert z.search(some, 10) != System.of(pydocs_engine, "hybrid:rrf").search(some, 10)  # and it matters
 
 
 # -- interleaving -------------------------------------------------------------------------------

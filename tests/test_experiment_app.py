@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import tiny_beir
 from fastapi.testclient import TestClient
 
 from searchkit.cli import main
@@ -49,7 +50,7 @@ def server(engine, tmp_path_factory, one_compute_thread):
 
 def test_interleaved_answers_carry_an_impression_and_hide_the_arms(server, engine):
     srv, exp = server
-    r = httpx.post(f"{srv.url}/search", json={"query": QUERIES[0], "top_k": 6})
+    r = httpx.post(f"{srv.url}/search", json={"query": QUERIES[0], "top_k": 6}, timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(body) == {"query", "mode", "results", "timings_ms", "cached", "result_cached", "impression_id"}
@@ -64,19 +65,19 @@ def test_interleaved_answers_carry_an_impression_and_hide_the_arms(server, engin
 
 def test_click_validation(server):
     srv, exp = server
-    imp = httpx.post(f"{srv.url}/search", json={"query": QUERIES[1], "top_k": 3}).json()
+    imp = httpx.post(f"{srv.url}/search", json={"query": QUERIES[1], "top_k": 3}, timeout=60).json()
     first, before = imp["results"][0]["id"], exp.summary()["clicks"]
-    ok = httpx.post(f"{srv.url}/click", json={"impression_id": imp["impression_id"], "id": first})
+    ok = httpx.post(f"{srv.url}/click", json={"impression_id": imp["impression_id"], "id": first}, timeout=60)
     assert ok.status_code == 200 and ok.json()["new"] is True, ok.text
-    again = httpx.post(f"{srv.url}/click", json={"impression_id": imp["impression_id"], "id": first})
+    again = httpx.post(f"{srv.url}/click", json={"impression_id": imp["impression_id"], "id": first}, timeout=60)
     assert again.status_code == 200 and again.json()["new"] is False, again.text
     assert exp.summary()["clicks"] == before + 1
-    unknown = httpx.post(f"{srv.url}/click", json={"impression_id": "f" * 32, "id": first})
+    unknown = httpx.post(f"{srv.url}/click", json={"impression_id": "f" * 32, "id": first}, timeout=60)
     assert unknown.status_code == 404 and "no impression" in unknown.json()["detail"], unknown.text
-    other = httpx.post(f"{srv.url}/click", json={"impression_id": imp["impression_id"], "id": "not.shown"})
+    other = httpx.post(f"{srv.url}/click", json={"impression_id": imp["impression_id"], "id": "not.shown"}, timeout=60)
     assert other.status_code == 422 and "did not show document 'not.shown'" in other.json()["detail"], other.text
     for bad in ({"impression_id": imp["impression_id"]}, {"impression_id": 3, "id": first}, {"id": first, "x": 1}):
-        assert httpx.post(f"{srv.url}/click", json=bad).status_code == 422
+        assert httpx.post(f"{srv.url}/click", json=bad, timeout=60).status_code == 422
 
 
 def test_32_threads_lose_nothing_and_count_nothing_twice(server):
@@ -105,7 +106,7 @@ def test_32_threads_lose_nothing_and_count_nothing_twice(server):
 
 def test_experiment_summary_over_http(server):
     srv, exp = server
-    s = httpx.get(f"{srv.url}/experiment").json()
+    s = httpx.get(f"{srv.url}/experiment", timeout=60).json()
     assert s == exp.summary()
     assert {"design", "impressions", "clicks", "arms", "preference", "impressions_without_clicks"} <= set(s)
     c, t = s["arms"]["control"], s["arms"]["treatment"]
@@ -152,17 +153,6 @@ def test_serve_refuses_a_bad_experiment_before_loading(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def _tiny_beir(folder: Path) -> Path:
-    (folder / "qrels").mkdir(parents=True)
-    words = ["files", "folders", "time", "dates", "numbers", "text", "network", "threads", "json", "random"]
-    with open(folder / "corpus.jsonl", "w") as f:
-        for i in range(40):
-            f.write(json.dumps({"_id": f"d{i}", "title": "", "text": f"About {words[i % 10]} and {words[i * 3 % 10]}."}) + "\n")
-    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "files"}\n')
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\n")
-    return folder
-
-
 def _serve(corpus: Path, events: Path, port: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "searchkit", "serve", "--corpus", f"beir:{corpus}", "--port", str(port),
            "--experiment", "control=bm25,treatment=dense", "--experiment-design", "split", "--events", str(events),
@@ -183,7 +173,7 @@ def _serve(corpus: Path, events: Path, port: int) -> subprocess.Popen:
 
 
 def test_acknowledged_clicks_survive_sigkill(tmp_path):
-    corpus, events, port = _tiny_beir(tmp_path / "corpus"), tmp_path / "events.db", free_port()
+    corpus, events, port = tiny_beir(tmp_path / "corpus", n=40), tmp_path / "events.db", free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(corpus, events, port)
     acked: list[tuple[str, str]] = []
@@ -206,7 +196,8 @@ def test_acknowledged_clicks_survive_sigkill(tmp_path):
     threads = [threading.Thread(target=clicker, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
-    while len(acked) < 40 and proc.poll() is None:
+    deadline = time.monotonic() + 120  # on time-out the server is still killed and `len(acked) >= 40` fails
+    while len(acked) < 40 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)  # mid-stream: clicks are in flight
     proc.wait()
@@ -216,7 +207,7 @@ def test_acknowledged_clicks_survive_sigkill(tmp_path):
     assert len(acked) >= 40
     proc = _serve(corpus, events, port)
     try:
-        summary = httpx.get(f"{url}/experiment").json()
+        summary = httpx.get(f"{url}/experiment", timeout=60).json()
         stored = set(sqlite3.connect(events).execute("SELECT impression_id, doc_id FROM clicks").fetchall())
     finally:
         proc.kill()

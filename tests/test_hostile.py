@@ -32,7 +32,8 @@ from searchkit.serving.cache import LRUCache
 from searchkit.serving.server import serve_in_background
 
 FUZZ_EXAMPLES = int(os.environ.get("SEARCHKIT_FUZZ_EXAMPLES", "100"))
-QUICK_S = 2.0  # a rejected request answers within this (generous: the CI machine is shared)
+QUICK_S = 10.0  # a rejected request answers within this: normally milliseconds; a shared CI box can stall for
+# seconds, and what the bound catches (reading or parsing a hostile body in full, or hanging on it) takes far longer
 
 OTHER_SCRIPTS = {
     "fr.rmdir": "Supprimer un répertoire vide et libérer de l'espace.",
@@ -139,7 +140,7 @@ def test_ten_megabyte_body_is_refused_quickly(client, server):
         t0 = time.perf_counter()
         r = http.post("/search", content=big, headers={"content-type": "application/json"})
         assert r.status_code == 413, r.text
-        assert time.perf_counter() - t0 < 5 * QUICK_S
+        assert time.perf_counter() - t0 < 2 * QUICK_S  # 10 MB sent over loopback, then refused
         assert http.get("/health").status_code == 200  # the server is fine afterwards
 
 

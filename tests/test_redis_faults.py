@@ -28,7 +28,14 @@ pytestmark = [
     pytest.mark.usefixtures("one_compute_thread"),
 ]
 
-BUDGET_S = 1.5  # one request, cache broken in any way (encoder call + at most one 50 ms Redis timeout; shared CI box)
+# One request with the cache broken in any way: an encoder call plus at most one 50 ms Redis timeout, normally
+# well under 0.2 s. The bound is loose because a shared CI box can stall a process for a second or more. What it
+# guards against is a request that waits on Redis with no timeout, i.e. for as long as Redis is stuck: the faults
+# below (SLOW_S, DEBUG_SLEEP_S) are made longer than this budget, so such a hang still fails it.
+BUDGET_S = 5.0
+SLOW_S = 6.0  # the proxy holds each reply back this long (> BUDGET_S; 120 times the read timeout)
+DEBUG_SLEEP_S = 8  # DEBUG SLEEP blocks the server this long (> BUDGET_S, with room to see it stop answering)
+HEALTHY_TIMEOUT_S = 1.0  # for tests whose Redis is healthy throughout: they check values, not timeouts
 RETRY_S = 0.3  # the cache skips Redis this long after a failure
 
 QUERY = "remove an empty directory"
@@ -122,7 +129,7 @@ def test_redis_stopped_every_request_within_budget_then_recovers(engine, redis_s
     cache = RedisCache(redis_server.url, retry_s=RETRY_S)
     with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
         search(c)
-        assert search(c)[0]["cached"] is True
+        assert wait_for(lambda: search(c)[0]["cached"] is True)  # healthy: a 50 ms timeout may still miss once
         redis_server.stop()
         times = [search(c)[1] for _ in range(20)]
         assert max(times) < BUDGET_S, times
@@ -144,8 +151,8 @@ def test_redis_slow_fails_open_within_budget_then_recovers(engine, redis_server)
     try:
         with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
             search(c)
-            assert search(c)[0]["cached"] is True
-            proxy.delay_s = 0.5  # ten times the read timeout
+            assert wait_for(lambda: search(c)[0]["cached"] is True)  # healthy: a 50 ms timeout may still miss once
+            proxy.delay_s = SLOW_S
             times = [search(c)[1] for _ in range(10)]
             assert max(times) < BUDGET_S, times
             assert all(not search(c)[0]["cached"] for _ in range(3))  # answered uncached, not stuck
@@ -188,19 +195,24 @@ def test_redis_slow_with_debug_sleep(engine):
     import redis
 
     server = DebugRedisServer().start()
-    admin = redis.Redis.from_url(server.url)
+    admin = redis.Redis.from_url(server.url, socket_timeout=DEBUG_SLEEP_S + 10)  # outlives its own DEBUG SLEEP
     cache = RedisCache(server.url, retry_s=RETRY_S)
     with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
         search(c)
         try:
-            sleeper = threading.Thread(target=lambda: admin.execute_command("DEBUG", "SLEEP", "1"), daemon=True)
+            slept: list = []
+            sleeper = threading.Thread(
+                target=lambda: slept.append(admin.execute_command("DEBUG", "SLEEP", str(DEBUG_SLEEP_S))), daemon=True
+            )
             sleeper.start()
-            time.sleep(0.2)
+            # search only once the server is really blocked (it no longer answers PING), not after a guessed pause
+            assert wait_for(lambda: not _pong(server.port), 5), "DEBUG SLEEP did not block the server"
             times = [search(c)[1] for _ in range(5)]
             assert max(times) < BUDGET_S, times
             assert cache.errors >= 1 and "Timeout" in str(cache.last_error), (cache.errors, cache.last_error)
             assert cache_status(c)["status"] == "degraded"
-            sleeper.join(5)
+            sleeper.join(DEBUG_SLEEP_S + 10)
+            assert not sleeper.is_alive() and slept, "DEBUG SLEEP never returned"
             assert wait_for(lambda: cache_status(c)["status"] == "ok")
             assert wait_for(lambda: search(c)[0]["cached"] is True)
         finally:
@@ -222,7 +234,7 @@ GARBAGE_VALUES = [
 
 @pytest.mark.parametrize("junk", GARBAGE_VALUES, ids=[str(i) for i in range(len(GARBAGE_VALUES))])
 def test_garbage_value_in_the_key_is_a_miss_and_is_overwritten(engine, redis_server, junk):
-    cache = RedisCache(redis_server.url, retry_s=RETRY_S)
+    cache = RedisCache(redis_server.url, retry_s=RETRY_S, timeout_s=HEALTHY_TIMEOUT_S)
     key = cache_key(engine.embedder.model_id, normalize_query(QUERY))
     cache.client.set(key, junk)
     with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:
@@ -236,7 +248,7 @@ def test_garbage_value_in_the_key_is_a_miss_and_is_overwritten(engine, redis_ser
 
 
 def test_key_of_the_wrong_redis_type_fails_open(engine, redis_server):
-    cache = RedisCache(redis_server.url, retry_s=RETRY_S)
+    cache = RedisCache(redis_server.url, retry_s=RETRY_S, timeout_s=HEALTHY_TIMEOUT_S)
     key = cache_key(engine.embedder.model_id, normalize_query(QUERY))
     cache.client.rpush(key, b"a", b"b")  # a list where a string belongs: GET answers WRONGTYPE
     with TestClient(create_app(engine, cache=cache, result_cache_size=0)) as c:

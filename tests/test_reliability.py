@@ -17,24 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_beir
 
 from searchkit.errors import SearchIndexError
 from searchkit.index.vector import VectorIndex
 
 TRIALS = int(os.environ.get("SEARCHKIT_FAULT_TRIALS", "0")) or None
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tiny_beir(folder: Path, prefix: str, n: int = 60) -> Path:
-    (folder / "qrels").mkdir(parents=True)
-    words = ["files", "folders", "time", "dates", "numbers", "text", "network", "threads", "json", "random"]
-    with open(folder / "corpus.jsonl", "w") as f:
-        for i in range(n):
-            text = f"Document {i} about {words[i % 10]} and {words[(i * 7) % 10]}."
-            f.write(json.dumps({"_id": f"{prefix}{i}", "title": "", "text": text}) + "\n")
-    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "files"}\n')
-    (folder / "qrels" / "test.tsv").write_text(f"query-id\tcorpus-id\tscore\nq1\t{prefix}0\t1\n")
-    return folder
 
 
 def _ids_in(folder: Path) -> set[str]:
@@ -50,7 +39,7 @@ def _env() -> dict:
 
 def test_killed_build_leaves_the_old_or_the_new_index(tmp_path):
     """SIGKILL ``python -m searchkit build`` at random moments over an existing index."""
-    old_corpus, new_corpus = _tiny_beir(tmp_path / "old", "old-"), _tiny_beir(tmp_path / "new", "new-")
+    old_corpus, new_corpus = tiny_beir(tmp_path / "old", "old-"), tiny_beir(tmp_path / "new", "new-")
     out = tmp_path / "index"
     cmd = [sys.executable, "-m", "searchkit", "build", "--out", str(out)]
     subprocess.run([*cmd, "--corpus", f"beir:{old_corpus}"], check=True, env=_env(), capture_output=True, timeout=600)
@@ -163,7 +152,7 @@ def test_a_manifest_naming_another_folder_is_refused(saved_index):
 def built_index(tmp_path_factory):
     """A tiny corpus and an index built for it by the command line, once for the damage tests."""
     tmp = tmp_path_factory.mktemp("built")
-    corpus = _tiny_beir(tmp / "c", "d")
+    corpus = tiny_beir(tmp / "c", "d")
     out = tmp / "index"
     subprocess.run([sys.executable, "-m", "searchkit", "build", "--corpus", f"beir:{corpus}", "--out", str(out)],
                    check=True, env=_env(), capture_output=True, timeout=600)  # fmt: skip

@@ -16,6 +16,23 @@ from searchkit.index.vector import SearchResult, VectorIndex
 from searchkit.scale.shards import ShardedIndex, build_shards, is_sharded, merge_topk, read_shard_manifest, shard_of
 
 
+# A healthy shard actor on a loaded shared box can take seconds to answer; with the library's short defaults (2 s
+# for health, the 3 s search timeout the tests used to set) it was reported down. The tests only need "down" for a
+# shard that is really stopped (SIGSTOP never answers), so they wait long enough for any live one.
+SHARD_TIMEOUT_S = 15.0
+
+
+@pytest.fixture(autouse=True)
+def patient_health(monkeypatch):
+    """``ShardedIndex.health`` waits SHARD_TIMEOUT_S by default in these tests (also when the app calls it)."""
+    health = ShardedIndex.health
+
+    def patient(self, timeout_s: float = SHARD_TIMEOUT_S) -> list[dict]:
+        return health(self, timeout_s)
+
+    monkeypatch.setattr(ShardedIndex, "health", patient)
+
+
 @pytest.fixture(scope="module")
 def data():
     from searchkit.course.exercises import _exercise_vectors as unit_vectors
@@ -44,7 +61,7 @@ def wait_until(condition, what: str, limit_s: float = 120.0) -> None:
 
 
 @contextlib.contextmanager
-def stalled(index, shard: int, timeout_s: float = 3.0):
+def stalled(index, shard: int, timeout_s: float = SHARD_TIMEOUT_S):
     """Hold shard ``shard``'s actor process stopped (SIGSTOP) with a short search timeout, then let it go on."""
     pid, before = index.pids()[shard], index.timeout_s
     index.timeout_s = timeout_s
@@ -291,7 +308,7 @@ def test_serve_command_on_shards_owns_its_cluster_or_borrows_one(ray_cluster, tm
         def ready() -> bool:
             assert proc.poll() is None, log.read_text()[-3000:]
             with contextlib.suppress(httpx.TransportError):
-                return httpx.get(f"{url}/health", timeout=5).json().get("status") == "ready"
+                return httpx.get(f"{url}/health", timeout=60).json().get("status") == "ready"
             return False
 
         wait_until(ready, "serve --index to answer /health", limit_s=300)
@@ -308,9 +325,9 @@ def test_serve_command_on_shards_owns_its_cluster_or_borrows_one(ray_cluster, tm
     proc, url = serve()  # a local cluster of its own
     try:
         tree = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
-        h = httpx.get(f"{url}/health").json()
+        h = httpx.get(f"{url}/health", timeout=60).json()
         assert [(s["id"], s["state"]) for s in h["shards"]] == [(0, "up"), (1, "up")] and len({s["node"] for s in h["shards"]}) == 1, h
-        hit = httpx.post(f"{url}/search", json={"query": "delete a folder and everything inside it", "top_k": 3}).json()
+        hit = httpx.post(f"{url}/search", json={"query": "delete a folder and everything inside it", "top_k": 3}, timeout=60).json()
         assert hit["results"][0]["id"] == "shutil.rmtree" and "partial" not in hit
     finally:
         assert stop(proc) == 0
@@ -321,7 +338,7 @@ def test_serve_command_on_shards_owns_its_cluster_or_borrows_one(ray_cluster, tm
     cluster_pids = list(ray_cluster.pids)
     proc, url = serve("--ray", ray_cluster.address)  # borrows the running cluster
     try:
-        assert httpx.get(f"{url}/health").json()["status"] == "ready"
+        assert httpx.get(f"{url}/health", timeout=60).json()["status"] == "ready"
     finally:
         assert stop(proc) == 0
     assert all(psutil.pid_exists(p) for p in cluster_pids) and ray_cluster.pids == cluster_pids  # still up, untouched

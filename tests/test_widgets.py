@@ -32,13 +32,21 @@ def test_typing_a_query_searches_and_renders(engine):
 def test_mode_toggle_and_slider_search_again(engine):
     box = SearchBox(engine, k=3)
     assert [v for _, v in box.mode.options] == [m for m in MODES]
+    def expected(mode: str, k: int) -> list[tuple[str, float]]:
+        return [(h.id, pytest.approx(h.score, abs=1e-5)) for h in engine.search_many(["json"], k, mode=mode)[0]]
+
+    def shown() -> list[tuple[str, float]]:
+        return [(r["id"], r["score"]) for r in box.results]
+
     box.query.value = "json"
-    box.mode.value = "bm25"
-    assert all(r["score"] > 0 for r in box.results)
+    dense = shown()
+    assert dense == expected("dense", 3)
+    box.mode.value = "bm25"  # the toggle alone searches again, in the chosen mode
+    assert shown() == expected("bm25", 3) and shown() != dense
     box.k.value = 7
-    assert len(box.results) == 7
+    assert shown() == expected("bm25", 7)
     box.button.click()
-    assert len(box.results) == 7
+    assert shown() == expected("bm25", 7)
 
 
 def test_repeated_query_is_served_from_the_cache(engine):
