@@ -15,7 +15,6 @@ from searchkit.index.manifest import MANIFEST
 from searchkit.index.vector import SearchResult, VectorIndex
 from searchkit.scale.shards import ShardedIndex, build_shards, is_sharded, merge_topk, read_shard_manifest, shard_of
 
-
 # A healthy shard actor on a loaded shared box can take seconds to answer; with the library's short defaults (2 s
 # for health, the 3 s search timeout the tests used to set) it was reported down. The tests only need "down" for a
 # shard that is really stopped (SIGSTOP never answers), so they wait long enough for any live one.
