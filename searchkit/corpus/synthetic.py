@@ -21,6 +21,7 @@ import numpy as np
 
 from searchkit.config import cache_dir
 from searchkit.errors import InputError
+from searchkit.storage import save_arrays_atomic
 from searchkit.validation import check_positive_int
 
 CHUNK = 65_536  # rows drawn per seeded chunk: output does not depend on how callers slice it
@@ -113,11 +114,8 @@ def pydocs_fit(embedder=None, clusters: int = 64) -> GaussianFit:
             return GaussianFit(z["mean"], z["basis"], z["scales"], source, z["centres"], z["weights"])
         return GaussianFit(z["mean"], z["basis"], z["scales"], source)
     fit = fit_gaussian(embedder.encode_cached(texts), source, clusters=clusters)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
     extra = {} if fit.centres is None else {"centres": fit.centres, "weights": fit.weights}
-    np.savez(tmp, mean=fit.mean, basis=fit.basis, scales=fit.scales, **extra)
-    tmp.replace(path)
+    save_arrays_atomic(path, mean=fit.mean, basis=fit.basis, scales=fit.scales, **extra)
     return fit
 
 

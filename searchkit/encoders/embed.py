@@ -12,6 +12,7 @@ import numpy as np
 from searchkit.config import cache_dir
 from searchkit.encoders.models import BACKENDS, Backend, load_model
 from searchkit.errors import InputError
+from searchkit.storage import save_arrays_atomic
 from searchkit.validation import check_positive_int, check_texts
 
 PROGRESS_MIN = 1000  # show a progress bar from this many texts on
@@ -107,9 +108,7 @@ class Embedder:
             if vecs.shape == (len(items), self.dim):
                 return np.ascontiguousarray(vecs, dtype=np.float32)
         vecs = self.encode(items, progress=progress)
-        tmp = path.with_name(path.stem + ".tmp.npy")
-        np.save(tmp, vecs)
-        tmp.replace(path)
+        save_arrays_atomic(path, vecs)
         return vecs
 
 

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from searchkit.config import DATA_DIR, cache_dir
 from searchkit.errors import ModelNotFoundError
+from searchkit.storage import atomic_folder
 from searchkit.validation import check_positive_int, check_texts
 
 EXPORT_VERSION = 3  # bump when the exported graph changes, so old exports (and vectors cached from them) are not reused
@@ -112,9 +112,7 @@ def ensure_export(source: str | Path, name: str | None = None, max_length: int =
     final = export_dir(source, name)
     if (final / "meta.json").is_file():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    with atomic_folder(final, keep_existing=True) as tmp:  # another process may finish the same export first
         _export_float(source, tmp / FLOAT_FILE)
         _quantize_static(tmp / FLOAT_FILE, tmp / INT8_FILE, source, max_length)
         shutil.copy2(source / "tokenizer.json", tmp / "tokenizer.json")
@@ -127,14 +125,6 @@ def ensure_export(source: str | Path, name: str | None = None, max_length: int =
             "output": "sentence_embedding (mean-pooled, not normalized)",
         }  # fmt: skip
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))  # written last: marks a complete export
-        try:
-            tmp.rename(final)
-        except OSError:  # another process finished the same export first: keep theirs
-            if not (final / "meta.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

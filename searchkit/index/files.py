@@ -21,8 +21,8 @@ from searchkit.index.manifest import (
     read_verified,
     save_manifest,
     sha256,
-    write_atomic,
 )
+from searchkit.storage import write_atomic
 
 if TYPE_CHECKING:
     from searchkit.index.vector import VectorIndex

@@ -12,13 +12,13 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError, field_validator
 
 from searchkit.errors import SearchIndexError
+from searchkit.storage import write_atomic
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -226,25 +226,6 @@ def parse_sources(blob: bytes, source: Path) -> dict[str, SourceState]:
 def sha256(blob: bytes) -> str:
     """Return the hex sha256 of ``blob``."""
     return hashlib.sha256(blob).hexdigest()
-
-
-def write_atomic(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to ``path`` through a temp file, fsync and rename (readers see the old or the new file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def save_manifest(folder: Path, manifest: ManifestModel) -> Path:

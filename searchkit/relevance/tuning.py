@@ -12,7 +12,6 @@ default (RRF, k=60, equal weights) until tuned with ``python -m searchkit tune-f
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from searchkit.engine import SearchSettings
 from searchkit.errors import InputError
 from searchkit.measure.report import format_table
 from searchkit.relevance.metrics import Comparison, Estimate, bootstrap_ci, ndcg, paired_bootstrap
+from searchkit.storage import write_text_atomic
 
 PYDOCS_FUSION = DATA_DIR / "pydocs" / "fusion.json"
 BM25_WEIGHTS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -154,9 +154,4 @@ def tune_fusion(engine, dataset: Dataset, folds: int = 5, seed: int = 0, depth: 
 
 def save_fusion(result: TuningResult, path: str | Path = PYDOCS_FUSION, **extra) -> Path:
     """Write ``result`` (config, folds, estimates, plus ``extra`` keys) to ``path`` atomically; return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({**result.to_dict(), **extra}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps({**result.to_dict(), **extra}, indent=2) + "\n")
