@@ -143,3 +143,20 @@ def test_nothing_below_the_engine_imports_fastapi_or_ipywidgets():
         if name.split(".")[0] in below and re.search(r"^\s*(from|import) (fastapi|ipywidgets)\b", path.read_text(), re.M):
             offenders.append(name)
     assert not offenders, f"modules below the engine that import FastAPI or ipywidgets: {offenders}"
+
+
+def test_the_version_has_one_source():
+    from importlib.metadata import version
+
+    import tomllib
+
+    from searchkit.serving.app import create_app
+
+    project = tomllib.loads((PKG.parent / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "searchkit.__version__"}
+    assert create_app(loader=lambda: None).version == searchkit.__version__
+    assert version("searchkit") == searchkit.__version__, "installed metadata is stale: pip install -e . again"
+    literal = re.compile(rf"[\"']{re.escape(searchkit.__version__)}[\"']")
+    copies = [name for name, path in module_files().items() if name != "__init__" and literal.search(path.read_text())]
+    assert not copies, f"modules that write the version out again instead of using searchkit.__version__: {copies}"

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from searchkit import __version__
 from searchkit.encoders.batching import BatchingEmbedder
 from searchkit.engine import MODES, EngineResult, Hit, SearchEngine
 from searchkit.errors import InputError, NotReadyError, SearchkitError
@@ -154,7 +155,7 @@ def create_app(
 
     app = FastAPI(
         title="searchkit",
-        version="0.1.0",
+        version=__version__,
         description="Semantic search over a corpus: dense embeddings (FAISS), BM25, or both.",
         lifespan=lifespan,
         responses={422: {"description": "invalid input: the message says which value and how to fix it"}},
