@@ -74,6 +74,23 @@ def test_calculator_matches_serialized_size(unit_vectors, factory, expected):
     assert large == pytest.approx(est.total(1200), rel=0.01, abs=600)  # plus codebooks, centroids, headers
 
 
+# the factory strings the notebooks, benchmarks and the budget chooser use (dimension 384)
+COURSE_FACTORIES = ["Flat", "SQfp16", "SQ8", "SQ4", "PQ8", "PQ16", "PQ48", "IVF1024,Flat", "IVF1024,SQ8",
+                    "IVF1024,PQ32", "IVF1024,PQ48", "IVF1024,PQ64x4fs", "OPQ32,IVF1024,PQ32", "IVF65536,SQ8",
+                    "IVF65536,PQ48", "HNSW32", "HNSW32,SQ8"]  # fmt: skip
+
+
+@pytest.mark.parametrize("factory", COURSE_FACTORIES)
+def test_calculator_code_bytes_agree_with_faiss(factory):
+    from faiss.contrib.factory_tools import get_code_size
+
+    est = memory_estimate(factory, 384, id_map=False)
+    ids = 8 if "IVF" in factory else 0  # inverted lists keep each vector's label beside its code
+    graph = 4 * (2 * 32 + 32 / 31) + 12 if factory.startswith("HNSW") else 0  # faiss's own figure is 'roughly'
+    codes = get_code_size(384, factory) - (2 * 32 * 4 if graph else 0)
+    assert est.per_vector - ids - graph == pytest.approx(codes), factory
+
+
 def test_calculator_knows_fast_scan_codes(unit_vectors):
     xb = unit_vectors(1280, 32, seed=1)
     est = memory_estimate("PQ8x4fs", 32)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
+
+import faiss
 
 from searchkit.errors import InputError
 from searchkit.index.sizing import MIN_POINTS_PER_CELL
@@ -12,7 +13,7 @@ from searchkit.index.sizing import MIN_POINTS_PER_CELL
 ID_BYTES = 8  # faiss stores one int64 label per vector (IDMap and inverted lists alike)
 
 
-_SQ_BITS = {"SQ4": 4, "SQ6": 6, "SQ8": 8, "SQfp16": 16, "SQbf16": 16, "SQ8_direct": 8, "SQ8_direct_signed": 8}
+_STORAGES = ("IndexFlat", "IndexScalarQuantizer", "IndexPQ", "IndexPQFastScan")  # whose fixed bytes we know
 
 
 @dataclass
@@ -38,31 +39,40 @@ def _hnsw_graph_bytes(m: int) -> float:
     return 4 * (2 * m + m / (m - 1)) + 4 + 8
 
 
-def _code_bytes(part: str, dim: int) -> tuple[float, int, int, int]:
-    """Return ``(bytes per vector, fixed bytes, min training points, good training points)`` of a storage."""
-    if part == "Flat":
-        return 4 * dim, 0, 0, 0
-    if part in _SQ_BITS:
-        bits = _SQ_BITS[part]
-        trained = 0 if bits == 16 or "direct" in part else 2 * dim * 4  # per-dimension min and range
-        return math.ceil(bits * dim / 8), trained, 0 if not trained else 1, 0 if not trained else 1000
-    m = re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fsr?)?(?:np)?", part)
-    if m:
-        M, nbits = int(m[1]), int(m[2] or 8)
-        if dim % M:
-            raise InputError(f"PQ{M} needs a dimension divisible by {M}, got {dim}: pick M among the divisors of {dim}")
-        if m[3] and nbits != 4:
-            raise InputError(f"{part}: fast-scan PQ works on 4-bit codes only: write PQ{M}x4fs")
-        ksub = 2**nbits
-        return math.ceil(M * nbits / 8), ksub * dim * 4, ksub, MIN_POINTS_PER_CELL * ksub
-    if part in ("BFlat", "Binary"):
-        if dim % 8:
-            raise InputError(f"binary codes need a dimension divisible by 8, got {dim}")
-        return dim // 8, 0, 0, 0
+def _faiss_storage(part: str, dim: int) -> tuple[int, int, bool]:
+    """Return faiss's ``(code bytes, PQ centroids per sub-quantizer or 0, trained)`` for storage ``part``."""
+    standalone = re.sub(r"(fs)r$|np$", r"\1", part)  # IVF-only variants with the same codes: fsr (residual), np
+    try:
+        index = faiss.index_factory(dim, standalone)
+    except RuntimeError:
+        index = None
+    known = index is not None and type(faiss.downcast_index(index)).__name__ in _STORAGES
+    if known:  # read while ``index`` (the owner of the downcast view) is alive
+        pq = getattr(faiss.downcast_index(index), "pq", None)
+        return index.sa_code_size(), pq.ksub if pq is not None else 0, index.is_trained
+    if m := re.fullmatch(r"PQ(\d+)(?:x(\d+))?(fsr?)?(?:np)?", part):
+        if dim % int(m[1]):
+            raise InputError(f"PQ{m[1]} needs a dimension divisible by {m[1]}, got {dim}: pick M among the divisors of {dim}")
+        if m[3]:
+            raise InputError(f"{part}: fast-scan PQ works on 4-bit codes only: write PQ{m[1]}x4fs")
     raise InputError(
         f"the memory calculator does not know the storage {part!r}: "
         "use Flat, SQ4/SQ6/SQ8/SQfp16, PQ<M>[x<bits>], PQ<M>x4fs or Binary"
     )
+
+
+def _code_bytes(part: str, dim: int) -> tuple[float, int, int, int]:
+    """Return ``(bytes per vector, fixed bytes, min training points, good training points)`` of a storage."""
+    if part in ("BFlat", "Binary"):  # not a faiss float index: 1 bit per dimension
+        if dim % 8:
+            raise InputError(f"binary codes need a dimension divisible by 8, got {dim}")
+        return dim // 8, 0, 0, 0
+    code, ksub, trained = _faiss_storage(part, dim)  # bytes per code: faiss's answer
+    if ksub:  # a codebook of ksub centroids per sub-quantizer: ksub x dim floats in all
+        return code, ksub * dim * 4, ksub, MIN_POINTS_PER_CELL * ksub
+    if not trained:  # scalar quantizers that learn a per-dimension min and range
+        return code, 2 * dim * 4, 1, 1000
+    return code, 0, 0, 0
 
 
 def memory_estimate(factory: str, dim: int = 384, id_map: bool = True) -> MemoryEstimate:
