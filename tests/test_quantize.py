@@ -220,6 +220,9 @@ def test_int8_index_search(unit_vectors):
     exact = build_index("Flat", xb).search(xq, 10)
     got = index.search(xq, 10, ratio=4)
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got.ids, exact.ids)]) >= 0.9
+    full = index.search(xq, 10, ratio=100, originals=xb)  # every row a candidate, re-scored exactly
+    assert full.ids == exact.ids
+    np.testing.assert_allclose(full.scores, exact.scores, atol=1e-5)  # two float32 dot-product routines
 
 
 def test_binary_codes_match_sentence_transformers(unit_vectors):

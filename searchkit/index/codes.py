@@ -288,6 +288,34 @@ class _CodeIndex:
     def _query_codes(self, xq: np.ndarray) -> np.ndarray:
         return self._codes(xq)
 
+    def _code_scores(self, D: np.ndarray) -> np.ndarray:
+        """Return the scores of ``D``, the faiss distances between query codes and stored codes."""
+        return D
+
+    def _rescored(self, xq: np.ndarray, I: np.ndarray, k: int) -> SearchResult:
+        raise NotImplementedError
+
+    def search(
+        self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None,
+        subset: Iterable[str] | None = None, prefix: str | None = None, *, ratio: int = 4, rescore: bool = True,
+        originals: np.ndarray | None = None,
+    ) -> SearchResult:  # fmt: skip
+        """Return the ``k`` best documents per row of ``xq``: ``k * ratio`` candidates by codes, re-scored in float.
+
+        Re-scoring is exact against ``originals`` (the float rows, in add order) when given, else against the
+        decoded codes; ``rescore=False`` returns the code scores of the top ``k``.
+        """
+        found = self._candidates(xq, k, ratio if rescore else 1, nprobe, ef_search, subset, prefix)
+        if found is None:
+            return no_results(len(np.atleast_2d(xq)))
+        xq, D, I = found
+        if not rescore:
+            return result_of(self._code_scores(D), I, self.ids)
+        if originals is not None:
+            D, I = exact_top_k(xq, I, originals, int(k))
+            return result_of(D, I, self.ids)
+        return self._rescored(xq, I, int(k))
+
 
 class BinaryIndex(_CodeIndex):
     """One bit per dimension (``ubinary``), searched by Hamming distance in a faiss IndexBinaryFlat.
@@ -308,25 +336,14 @@ class BinaryIndex(_CodeIndex):
     def _codes(self, xb: np.ndarray) -> np.ndarray:
         return quantize_binary(xb)
 
-    def search(
-        self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None,
-        subset: Iterable[str] | None = None, prefix: str | None = None, *, ratio: int = 4, rescore: bool = True,
-        originals: np.ndarray | None = None,
-    ) -> SearchResult:  # fmt: skip
-        """Return the ``k`` best documents per row of ``xq``; scores are ``dim - 2 * Hamming`` unless re-scored."""
-        found = self._candidates(xq, k, ratio if rescore else 1, nprobe, ef_search, subset, prefix)
-        if found is None:
-            return no_results(len(np.atleast_2d(xq)))
-        xq, H, I = found
-        if not rescore:
-            return result_of((self.dim - 2 * H).astype(np.float32), I, self.ids)
-        if originals is not None:
-            D, I = exact_top_k(xq, I, originals, int(k))
-            return result_of(D, I, self.ids)
+    def _code_scores(self, D: np.ndarray) -> np.ndarray:
+        return (self.dim - 2 * D).astype(np.float32)  # Hamming distance -> +1/-1 dot product
+
+    def _rescored(self, xq: np.ndarray, I: np.ndarray, k: int) -> SearchResult:
         codes = faiss.rev_swig_ptr(self.index.xb.data(), len(self) * self.dim // 8)
         codes = np.asarray(codes).reshape(len(self), self.dim // 8)
         signs = unpack_signs(codes[np.maximum(I, 0).ravel()]).reshape(*I.shape, self.dim)
-        return top_of(np.einsum("qcd,qd->qc", signs, xq), I, int(k), self.ids)
+        return top_of(np.einsum("qcd,qd->qc", signs, xq), I, k, self.ids)
 
 
 class Int8Index(_CodeIndex):
@@ -348,20 +365,10 @@ class Int8Index(_CodeIndex):
     def _codes(self, xb: np.ndarray) -> np.ndarray:
         return quantize_int8(xb, self.ranges).astype(np.float32)
 
-    def search(
-        self, xq: np.ndarray, k: int = 10, nprobe: int | None = None, ef_search: int | None = None,
-        subset: Iterable[str] | None = None, prefix: str | None = None, *, ratio: int = 4, rescore: bool = True,
-    ) -> SearchResult:  # fmt: skip
-        """Return the ``k`` best documents per query row of ``xq`` (int8 dot products, re-scored in float)."""
-        found = self._candidates(xq, k, ratio if rescore else 1, nprobe, ef_search, subset, prefix)
-        if found is None:
-            return no_results(len(np.atleast_2d(xq)))
-        xq, D, I = found
-        if not rescore:
-            return result_of(D, I, self.ids)
+    def _rescored(self, xq: np.ndarray, I: np.ndarray, k: int) -> SearchResult:
         cand = self.index.reconstruct_batch(np.maximum(I, 0).ravel()).reshape(*I.shape, self.dim)
         vecs = dequantize_int8(cand, self.ranges)
-        return top_of(np.einsum("qcd,qd->qc", vecs, xq), I, int(k), self.ids)
+        return top_of(np.einsum("qcd,qd->qc", vecs, xq), I, k, self.ids)
 
 
 def _find_pq(index: VectorIndex | faiss.Index):

@@ -154,21 +154,34 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------
 
 
+class _Interval:
+    """A figure with its confidence interval [low, high], written ``figure [low, high]`` (and ``p=`` if it has one)."""
+
+    low: float
+    high: float
+    _figure: str  # the field the interval is around
+    _format: str = ".3f"
+
+    def __str__(self) -> str:
+        f = self._format
+        text = f"{getattr(self, self._figure):{f}} [{self.low:{f}}, {self.high:{f}}]"
+        p = getattr(self, "p_value", None)
+        return text if p is None else f"{text}, p={p:.3g}"
+
+
 @dataclass
-class Estimate:
+class Estimate(_Interval):
     """A mean over queries with its bootstrap confidence interval."""
 
     mean: float
     low: float
     high: float
     n: int
-
-    def __str__(self) -> str:
-        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
+    _figure = "mean"
 
 
 @dataclass
-class Comparison:
+class Comparison(_Interval):
     """System A vs B on the same queries: mean difference (A - B), its CI and a two-sided p-value."""
 
     mean_a: float
@@ -178,9 +191,7 @@ class Comparison:
     high: float
     p_value: float
     n: int
-
-    def __str__(self) -> str:
-        return f"{self.diff:+.3f} [{self.low:+.3f}, {self.high:+.3f}], p={self.p_value:.3g}"
+    _figure, _format = "diff", "+.3f"
 
 
 def _scores(x: Sequence[float] | np.ndarray, name: str = "scores") -> np.ndarray:
