@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from searchkit.errors import InputError, SearchIndexError
+from searchkit.errors import ClusterError, InputError, SearchIndexError
 from searchkit.index.manifest import MANIFEST
 from searchkit.index.vector import SearchResult, VectorIndex
 from searchkit.scale.shards import ShardedIndex, build_shards, is_sharded, merge_topk, read_shard_manifest, shard_of
@@ -196,13 +196,29 @@ def test_every_node_and_socket_is_loopback(ray_cluster, flat):
 def test_embedding_on_the_cluster_equals_local(ray_cluster, embedder, pydocs):
     from searchkit.scale.ray_embed import embed_on_cluster
 
-    texts = pydocs.corpus.embedding_texts()[:300]
-    got = embed_on_cluster(texts, workers=2, chunk=64)
+    texts = pydocs.corpus.embedding_texts()[:96]  # 3 chunks dealt to 2 workers: order and hand-out are exercised
+    got = embed_on_cluster(texts, workers=2, chunk=32, timeout_s=600)  # a bound that fails clearly, not a speed check
     want = embedder.encode(texts)
     assert got.shape == want.shape
     assert float(np.min(np.sum(got * want, axis=1))) >= 0.9999
     with pytest.raises(InputError, match="workers must be a positive integer"):
         embed_on_cluster(texts, workers=0)
+    with pytest.raises(InputError, match="timeout_s must be a positive number"):
+        embed_on_cluster(texts, timeout_s=0)
+    with pytest.raises(ClusterError, match=r"did not finish in 0.001 s \(0 of 1 chunks done\)"):
+        embed_on_cluster(texts[:4], workers=1, timeout_s=0.001)  # no worker loads a model that fast
+
+
+def test_cluster_workers_run_at_the_drivers_priority(ray_cluster):
+    import os
+
+    import ray
+
+    @ray.remote(num_cpus=0.5)
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray.get(niceness.remote(), timeout=300) == os.nice(0), "Ray nices its workers: set RAY_worker_niceness=0"
 
 
 def test_engine_works_unchanged_on_shards(ray_cluster, pydocs_engine, tmp_path):

@@ -24,8 +24,11 @@ LOOPBACK = "127.0.0.1"
 # and so forbids other nodes to join. A cluster that nodes join needs it set to 1 before Ray is imported; do that
 # only inside a private network namespace (where Ray falls back to 127.0.0.1) or on a real, trusted cluster network.
 # Token auth (Ray's default) is set explicitly, so that nodes started with `ray start` can join with the same token.
+# Workers run at the driver's priority (Ray's default nices them by 15, and then any busy process starves the shards
+# and embedding actors that searchkit's answers wait on).
 # Ray reads these when it is imported: import this module before ``ray``. Values already in the environment win.
-RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_worker_niceness": "0"}  # fmt: skip
 for _key, _value in RAY_ENV.items():
     os.environ.setdefault(_key, _value)
 
