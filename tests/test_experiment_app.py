@@ -112,6 +112,28 @@ def test_experiment_summary_over_http(server):
     c, t = s["arms"]["control"], s["arms"]["treatment"]
     assert c["wins"] == t["losses"] and c["ties"] == t["ties"]
     assert c["wins"] + t["wins"] + c["ties"] + s["impressions_without_clicks"] == s["impressions"]
+    assert_documented(s)
+
+
+def assert_documented(summary: dict) -> None:
+    """Check a ``GET /experiment`` answer against its response model: it validates and has no undocumented key."""
+    from searchkit.serving.schemas import ArmState, ExperimentState
+
+    state = ExperimentState.model_validate(summary)
+    assert set(summary) <= set(ExperimentState.model_fields), set(summary) - set(ExperimentState.model_fields)
+    for arm in summary["arms"].values():
+        assert set(arm) <= set(ArmState.model_fields), set(arm) - set(ArmState.model_fields)
+    assert state.model_dump(by_alias=True, exclude_unset=True) == summary  # the model says what the answer is
+
+
+def test_openapi_documents_the_experiment_answers(engine):
+    schema = create_app(engine).openapi()
+    ok = {path: schema["paths"][path][verb]["responses"]["200"]["content"]["application/json"]["schema"]
+          for path, verb in (("/experiment", "get"), ("/click", "post"))}  # fmt: skip
+    assert ok == {"/experiment": {"$ref": "#/components/schemas/ExperimentState"},
+                  "/click": {"$ref": "#/components/schemas/ClickResponse"}}  # fmt: skip
+    arm = schema["components"]["schemas"]["ArmState"]["properties"]
+    assert {"mode", "fusion", "ctr", "ctr_ci", "wins", "ties", "losses", "clicks"} <= set(arm)
 
 
 def test_split_keeps_a_session_in_its_arm_and_sets_a_cookie(engine, tmp_path):
@@ -131,6 +153,7 @@ def test_split_keeps_a_session_in_its_arm_and_sets_a_cookie(engine, tmp_path):
         assert "set-cookie" not in again.headers and again.json()["results"] == r.json()["results"]
         s = client.get("/experiment").json()
         assert s["impressions"] == 10 and s["design"] == "split"
+        assert_documented(s)
         assert client.post("/search", json={"query": "x", "session": "s" * 129}).status_code == 422
     exp.close()
 

@@ -16,9 +16,9 @@ from searchkit.engine import EngineResult, Hit, StageTimings
 from searchkit.errors import NotShownError, UnknownImpressionError
 from searchkit.experiments.arms import MAX_SESSION_CHARS, Arm
 from searchkit.experiments.live import Experiment
+from searchkit.serving.schemas import ClickResponse, ExperimentState
 
 SESSION_COOKIE = "searchkit_session"
-_SESSION_DOC = f"who is searching (split experiments keep a session in one arm); up to {MAX_SESSION_CHARS} characters"
 
 
 class ClickRequest(BaseModel):
@@ -28,14 +28,6 @@ class ClickRequest(BaseModel):
 
     impression_id: str = Field(..., min_length=1, max_length=64, description="the impression_id of a /search answer")
     id: str = Field(..., min_length=1, max_length=1000, description="the id of the result that was opened")
-
-
-class ClickResponse(BaseModel):
-    """A click durably stored (``new``: false when it had been recorded before; it counts once)."""
-
-    impression_id: str
-    id: str
-    new: bool
 
 
 def session_of(request: Request, session: str | None) -> str | None:
@@ -98,7 +90,8 @@ def add_experiment_routes(app: FastAPI, experiment: Experiment | None) -> None:
         new = running().click(req.impression_id, req.id)
         return JSONResponse({"impression_id": req.impression_id, "id": req.id, "new": new})
 
-    @app.get("/experiment", responses={404: err[404]}, summary="The running experiment and its statistics")
+    @app.get("/experiment", response_model=ExperimentState, responses={404: err[404]},
+             summary="The running experiment and its statistics")  # fmt: skip
     def experiment_state() -> JSONResponse:
         """Return the design, total impressions and clicks, per-arm counts, and the comparison with its CI and p."""
         return JSONResponse(running().summary())

@@ -10,8 +10,9 @@ from pydantic_core import PydanticCustomError
 
 from searchkit.engine import MODES
 from searchkit.experiments.arms import MAX_SESSION_CHARS
-from searchkit.serving.experiment_routes import _SESSION_DOC
 from searchkit.validation import normalize_query
+
+_SESSION_DOC = f"who is searching (split experiments keep a session in one arm); up to {MAX_SESSION_CHARS} characters"
 
 MAX_QUERY_CHARS = 2000
 
@@ -235,3 +236,59 @@ class Problem(BaseModel):
     """An error other than a validation error: one line saying what is wrong and what to do."""
 
     detail: str
+
+
+class ClickResponse(BaseModel):
+    """A click durably stored (``new``: false when it had been recorded before; it counts once)."""
+
+    impression_id: str
+    id: str
+    new: bool
+
+
+class ArmState(BaseModel):
+    """One arm of the running experiment: its settings and its counts (split: CTR; interleave: wins and losses)."""
+
+    mode: str
+    fusion: str | None = Field(description="the fusion the arm names, or null for the engine's own")
+    impressions: int | None = Field(None, description="split: impressions this arm answered")
+    clicked: int | None = Field(None, description="split: impressions with at least one click")
+    clicks: int = Field(description="clicks on this arm's results (interleave: on results its team placed)")
+    ctr: float | None = Field(None, description="split: clicked / impressions")
+    ctr_ci: list[float] | None = Field(None, description="split: 95% interval of the CTR, [low, high]")
+    wins: int | None = Field(None, description="interleave: impressions where this arm's team got more clicks")
+    ties: int | None = Field(None, description="interleave: impressions where both teams got the same clicks")
+    losses: int | None = Field(None, description="interleave: impressions where the other team got more clicks")
+
+
+class Difference(BaseModel):
+    """Split: the CTR difference of the second arm minus the first, with its 95% interval and two-sided p."""
+
+    of: str = Field(description="which difference, e.g. 'b - a'")
+    ctr: float
+    ci: list[float]
+    p_value: float
+
+
+class Preference(BaseModel):
+    """Interleave: the preference for arm ``for`` (its wins minus the other's, per impression), interval and sign-test p."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    for_: str = Field(alias="for", description="the arm the preference is for")
+    value: float
+    ci: list[float]
+    p_value: float
+
+
+class ExperimentState(BaseModel):
+    """``GET /experiment``: the design, totals, each arm's counts, and the comparison (split or interleaved)."""
+
+    design: str = Field(description="split or interleave")
+    impressions: int
+    clicks: int
+    arms: dict[str, ArmState]
+    difference: Difference | None = Field(None, description="split: null until both arms have impressions")
+    impressions_with_clicks: int | None = Field(None, description="interleave: impressions with at least one click")
+    impressions_without_clicks: int | None = Field(None, description="interleave: impressions nobody clicked")
+    preference: Preference | None = Field(None, description="interleave: the preference test")
