@@ -311,7 +311,9 @@ def is_beir_folder(path: Path) -> bool:
     return (path / "corpus.jsonl").is_file() and (path / "qrels").is_dir()
 
 
-def load_path(spec: str | Path, text_column: str = "text", max_file_size: int = MAX_FILE_SIZE) -> Dataset:
+def load_path(
+    spec: str | Path, text_column: str = "text", max_file_size: int = MAX_FILE_SIZE, follow_links: bool = False
+) -> Dataset:
     """Load a folder, a ``.jsonl`` or a ``.csv`` file; a BEIR folder is recognized and loaded as BEIR."""
     path = Path(spec).expanduser()
     if not path.exists():
@@ -323,7 +325,7 @@ def load_path(spec: str | Path, text_column: str = "text", max_file_size: int = 
         if is_beir_folder(path):
             _say(f"{path} holds corpus.jsonl and qrels/: loading it as a BEIR dataset")
             return load_beir(path)
-        return load_folder(path, max_file_size)
+        return load_folder(path, max_file_size, follow_links=follow_links)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         return load_jsonl(path, max_file_size)
@@ -338,10 +340,13 @@ def load_path(spec: str | Path, text_column: str = "text", max_file_size: int = 
     )
 
 
-def load_dataset(spec: str, text_column: str = "text", max_file_size: int | None = None) -> Dataset:
+def load_dataset(
+    spec: str, text_column: str = "text", max_file_size: int | None = None, follow_links: bool = False
+) -> Dataset:
     """Load ``"pydocs"`` (built in), ``"beir:DIR"``, or a path: a folder of text files, a ``.jsonl`` or a ``.csv``.
 
     A folder holding ``corpus.jsonl`` and ``qrels/`` is read as BEIR; ``./pydocs`` is a folder, not the word.
+    ``follow_links``: read a folder's links to files outside it too (never special or /proc files).
     """
     if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
         raise DatasetError(f"corpus {spec!r} is empty: use 'pydocs', 'beir:DIR', a folder, a .jsonl or a .csv file")
@@ -352,4 +357,4 @@ def load_dataset(spec: str, text_column: str = "text", max_file_size: int | None
         if not spec[5:]:
             raise DatasetError("'beir:' needs a folder after the colon: beir:DIR (a folder with corpus.jsonl)")
         return load_beir(spec[5:])
-    return load_path(spec, text_column, MAX_FILE_SIZE if max_file_size is None else max_file_size)
+    return load_path(spec, text_column, MAX_FILE_SIZE if max_file_size is None else max_file_size, follow_links)
