@@ -230,6 +230,9 @@ def _file_options(p: argparse.ArgumentParser) -> None:
                    help="in a folder, also read links to files outside it (never pipes, devices or /proc files)")
 
 
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m searchkit``."""
     from searchkit.serving.cache import DEFAULT_RESULTS
@@ -264,8 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--factory", default="Flat", help="faiss factory when building in memory (default: Flat)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    v.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug", "trace"),
-                   help="uvicorn log level (default: info)")
+    v.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="uvicorn log level (default: info)")
     v.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="let pages from ORIGIN (e.g. http://localhost:3000) call the API; repeat for more (default: none)")
     v.add_argument("--threads", type=int, default=1, help="torch/faiss threads per call (default: 1)")
