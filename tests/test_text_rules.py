@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from searchkit.cli import main
@@ -191,19 +192,29 @@ def test_build_on_a_bad_file_is_one_line(tmp_path, capsys, name, content, messag
 
 
 def test_a_folder_1000_levels_deep_is_bounded(tmp_path, capsys):
-    root = tmp_path / "deep"
+    root, here = tmp_path / "deep", os.getcwd()
     root.mkdir()
-    here = os.getcwd()
     try:
-        os.chdir(root)
+        os.chdir(root)  # relative steps: the full path of the last folder is ~2,000 characters
         for _ in range(1000):
             os.mkdir("d")
             os.chdir("d")
         Path("x.txt").write_text("deep down")
-    finally:
         os.chdir(here)
-    err = _one_line_exit_2(["build", "--corpus", str(root), "--out", str(tmp_path / "index")], capsys)
-    assert "no readable text files (1 skipped: 1 deeper than 64 folders)" in err, err
+        err = _one_line_exit_2(["build", "--corpus", str(root), "--out", str(tmp_path / "index")], capsys)
+        assert "no readable text files (1 skipped: 1 deeper than 64 folders)" in err, err
+    finally:  # shutil.rmtree (and so pytest's clean-up) recurses once per level: remove the chain here
+        os.chdir(root)
+        depth = 0
+        while os.path.isdir("d"):
+            os.chdir("d")
+            depth += 1
+        if os.path.exists("x.txt"):
+            os.unlink("x.txt")
+        for _ in range(depth):
+            os.chdir("..")
+            os.rmdir("d")
+        os.chdir(here)
 
 
 def test_a_manifest_of_100000_brackets_is_one_line(tmp_path, capsys):
@@ -284,10 +295,14 @@ _NAMES = st.binary(min_size=1, max_size=40).filter(lambda b: b"/" not in b and b
 _LOADED = (DatasetError, SearchIndexError)
 
 
-@settings(max_examples=FUZZ, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=FUZZ, deadline=None, derandomize=True)
 @given(name=_NAMES, content=st.binary(max_size=300), line=st.text(max_size=60))
-def test_fuzz_every_loader(tmp_path_factory, name, content, line):
-    root = tmp_path_factory.mktemp("fuzz")
+def test_fuzz_every_loader(name, content, line):
+    with tempfile.TemporaryDirectory() as tmp:
+        _fuzz_loaders(Path(tmp), name, content, line)
+
+
+def _fuzz_loaders(root: Path, name: bytes, content: bytes, line: str) -> None:
     folder = root / "folder"
     folder.mkdir()
     with open(os.path.join(os.fsencode(folder), name), "wb") as f:
