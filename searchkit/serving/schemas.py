@@ -67,7 +67,7 @@ def _check_prefix(v: str | None) -> str | None:
             "prefix_too_long", "prefix has {n} characters; the limit is {limit}: shorten it",
             {"n": len(v), "limit": MAX_PREFIX_CHARS},
         )  # fmt: skip
-    return _check_id_text(v, "prefix")
+    return v  # a lone surrogate matches no id (ids follow the text rule): an empty answer, as documented
 
 
 _FIELD_CHECKS = {"top_k": _check_top_k, "mode": _check_mode, "prefix": _check_prefix}  # fields every request has
