@@ -19,7 +19,7 @@ def _corpus(args: argparse.Namespace):
     """Load ``--corpus`` with the file options ``--text-column`` and ``--max-file-size``."""
     from searchkit.corpus.loaders import load_dataset
 
-    return load_dataset(args.corpus, args.text_column, _max_file_size(args)).corpus
+    return load_dataset(args.corpus, args.text_column, _max_file_size(args), args.follow_links).corpus
 
 
 def _engine(args: argparse.Namespace):
@@ -35,7 +35,6 @@ def _engine(args: argparse.Namespace):
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Answer each QUERY (one model load for all of them)."""
-    _check_search_args(args)  # before the model loads: a typo should not cost seconds
     engine = _engine(args)
     for query, hits in zip(args.query, engine.search_many(args.query, args.k, args.mode)):
         if args.json:
@@ -47,13 +46,39 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_search_args(args: argparse.Namespace) -> None:
-    """Raise InputError for ``-k`` below 1 or an empty query, naming the value and the fix."""
-    if args.k < 1:
-        raise InputError(f"-k {args.k}: ask for at least one result per query, e.g. -k 10")
-    for i, q in enumerate(args.query, 1):
-        if not q.strip():
-            raise InputError(f"query {i} is {q!r}: give some words to search for, e.g. \"delete a folder\"")
+def check_flags(args: argparse.Namespace) -> None:
+    """Raise InputError for the first bad flag or query, naming its value and the fix, before anything loads."""
+    from searchkit.validation import clean_query
+
+    def bad(ok: bool, flag: str, fix: str) -> None:
+        if not ok:
+            raise InputError(f"{flag} {getattr(args, flag.lstrip('-').replace('-', '_'), '')}: {fix}")
+
+    def given(name: str):
+        return getattr(args, name, None)
+
+    if given("k") is not None:
+        bad(args.k >= 1, "-k", "ask for at least one result per query, e.g. -k 10")
+    for i, q in enumerate(given("query") or (), 1):
+        clean_query(q, f"query {i}")  # the rule every query follows (searchkit.validation), HTTP's too
+    if given("mode") is not None:
+        from searchkit.engine import MODES
+
+        bad(args.mode in MODES, "--mode", f"choose one of {', '.join(MODES)}")
+    if given("min_recall") is not None:
+        bad(0 < args.min_recall <= 1, "--min-recall", "give a recall@10 target above 0 and at most 1, e.g. 0.95")
+    if given("max_latency_ms") is not None:
+        bad(0 < args.max_latency_ms < float("inf"), "--max-latency-ms", "give a p99 target in milliseconds, e.g. 5")
+    for flag, minimum in (("shards", 1), ("threads", 1), ("folds", 2)):
+        if given(flag) is not None:
+            bad(args.__dict__[flag] >= minimum, f"--{flag.replace('_', '-')}", f"give a whole number of at least {minimum}")
+    if given("port") is not None:
+        bad(0 <= args.port <= 65535, "--port", "give a TCP port from 0 to 65535, e.g. 8000")
+    from searchkit.corpus.loaders import parse_size
+
+    for flag in ("max_memory", "max_file_size"):
+        if given(flag) is not None:
+            parse_size(args.__dict__[flag], f"--{flag.replace('_', '-')}")
 
 
 def _budget(args: argparse.Namespace):
@@ -135,7 +160,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"--ray {args.ray}: only an index built with --shards runs on Ray; leave out --ray")
     try:
         engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend,
-                             text_column=args.text_column, max_file_size=_max_file_size(args))  # fails fast; fmt: skip
+                             text_column=args.text_column, max_file_size=_max_file_size(args),
+                             follow_links=args.follow_links)  # fails fast; fmt: skip
         set_compute_threads(args.threads, engine.embedder)  # after the build: embedding a corpus uses every core
         built = engine.index.backend
         note = f", index vectors from {built}" if built and built != args.backend else ""
@@ -200,6 +226,11 @@ def _file_options(p: argparse.ArgumentParser) -> None:
     """Add the options that say how to read your own files."""
     p.add_argument("--text-column", default="text", help="the CSV column holding the text (default: text)")
     p.add_argument("--max-file-size", default=None, help="skip files larger than this, e.g. 50MB (default: 10MB)")
+    p.add_argument("--follow-links", action="store_true",
+                   help="in a folder, also read links to files outside it (never pipes, devices or /proc files)")
+
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--factory", default="Flat", help="faiss factory when building in memory (default: Flat)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     v.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
-    v.add_argument("--log-level", default="info", help="uvicorn log level (default: info)")
+    v.add_argument("--log-level", default="info", choices=_LOG_LEVELS, help="uvicorn log level (default: info)")
     v.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="let pages from ORIGIN (e.g. http://localhost:3000) call the API; repeat for more (default: none)")
     v.add_argument("--threads", type=int, default=1, help="torch/faiss threads per call (default: 1)")
@@ -268,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        check_flags(args)  # every flag before the model loads: a typo should not cost seconds
         return args.func(args)
     except SearchkitError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -11,6 +11,14 @@ class InputError(SearchkitError, ValueError):
     """A bad argument: wrong type, shape, value or range."""
 
 
+class QueryError(InputError):
+    """A query that breaks the valid-query rule; ``code``, ``template`` and ``params`` let each surface keep its form."""
+
+    def __init__(self, code: str, template: str, **params: object) -> None:
+        self.code, self.template, self.params = code, template, params
+        super().__init__(template.format(**params))
+
+
 class ModelNotFoundError(SearchkitError):
     """No embedding model could be found where we looked."""
 
@@ -50,6 +58,7 @@ class NotShownError(ExperimentError, InputError):
 __all__ = [
     "SearchkitError",
     "InputError",
+    "QueryError",
     "ModelNotFoundError",
     "DatasetError",
     "SearchIndexError",

@@ -17,15 +17,15 @@ from searchkit.relevance.tuning import apply_fusion, fusion_for
 def load_engine(
     corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
     progress: bool | None = None, backend: Backend = DEFAULT_BACKEND, text_column: str = "text",
-    max_file_size: int | None = None,
+    max_file_size: int | None = None, follow_links: bool = False,
 ) -> SearchEngine:  # fmt: skip
     """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.
 
     Queries are embedded with ``backend``; a saved index built with another backend of the same model is
     served as it is (``/health`` says so under ``backend``). Checks come first and fail with one line naming
     the fix: a missing or damaged index, one built with another model or dimension, or one whose ids are not
-    documents (or passages) of ``corpus``. ``text_column`` and ``max_file_size`` say how to read your own
-    files (searchkit.corpus.loaders). A folder of shards (``build --shards N``) loads onto the connected Ray cluster
+    documents (or passages) of ``corpus``. ``text_column``, ``max_file_size`` and ``follow_links`` say how to
+    read your own files (searchkit.corpus.loaders). A folder of shards (``build --shards N``) loads onto the connected Ray cluster
     (searchkit.scale.cluster). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.relevance.tuning).
     """
     from searchkit.scale.shards import ShardedIndex, is_sharded, read_shard_manifest
@@ -33,7 +33,7 @@ def load_engine(
     sharded = index_dir is not None and is_sharded(index_dir)  # shards: on the Ray cluster this process is connected to
     if index_dir is not None:  # a missing or unreadable index fails before the model loads
         read_shard_manifest(index_dir) if sharded else read_manifest(index_dir)
-    docs = load_dataset(corpus, text_column, max_file_size).corpus
+    docs = load_dataset(corpus, text_column, max_file_size, follow_links).corpus
     embedder = default_embedder(backend)
     if index_dir is None:
         engine = SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)

@@ -120,7 +120,7 @@ def test_search_command_still_works(capsys):
     "argv, expected",
     [
         (["-k", "0", "a query"], "-k 0: ask for at least one result per query, e.g. -k 10"),
-        (["fine", "  "], "query 2 is '  ': give some words to search for"),
+        (["fine", "  "], "query 2 is empty or whitespace only: type some words to search for"),
     ],
 )
 def test_search_checks_its_arguments_before_loading_the_model(argv, expected, monkeypatch, capsys):

@@ -87,7 +87,7 @@ def test_load_beir_names_missing_files_and_bad_lines(tmp_path):
         load_beir(tmp_path)
     root = _write_beir(tmp_path / "bad")
     (root / "corpus.jsonl").write_text('{"_id": "d1", "text": "ok"}\n{not json\n')
-    with pytest.raises(DatasetError, match=r"corpus\.jsonl:2 is not valid JSON"):
+    with pytest.raises(DatasetError, match=r"corpus\.jsonl:2: not valid JSON"):
         load_beir(root)
 
 

@@ -34,7 +34,7 @@ def test_folder_reads_every_text_file_and_counts_what_it_skips(tmp_path, capsys)
     assert c.texts[0].startswith("Intro line") and c.chunked
     assert ds.name == "notes" and ds.queries == {}
     err = capsys.readouterr().err
-    assert err == f"loaded 3 documents from {tmp_path / 'notes'} (skipped 6: 2 binary, 1 empty, 2 hidden, 1 over 1000 B)\n"
+    assert err == f"loaded 3 documents from {tmp_path / 'notes'} (skipped 6: 1 binary, 1 empty, 2 hidden, 1 not UTF-8, 1 over 1000 B)\n"
 
 
 def test_folder_size_limit_can_be_raised(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Iterator
 
 from searchkit.config import DATA_DIR
 from searchkit.errors import DatasetError
+from searchkit.validation import check_text, clean_text, decode_utf8, lone_surrogate, parse_json
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Corpus:
             seen: set[str] = set()
             dup = next(d for d in self.ids if d in seen or seen.add(d))  # type: ignore[func-returns-value]
             raise DatasetError(f"corpus has duplicate id {dup!r}: every document needs a unique id")
+        _valid_text(self)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -67,6 +68,17 @@ class Corpus:
         """Return one document as ``{"id", "title", "text"}``."""
         i = self.row(doc_id)
         return {"id": self.ids[i], "title": self.titles[i], "text": self.texts[i]}
+
+
+def _valid_text(c: Corpus) -> None:
+    """Apply the text rule (searchkit.validation): ids must be valid Unicode; titles and texts are cleaned."""
+    for i, doc_id in enumerate(c.ids):
+        if isinstance(doc_id, str) and lone_surrogate(doc_id) is not None:
+            check_text(doc_id, f"document id {i}", "give every document an id of valid Unicode text", DatasetError)
+    for name in ("titles", "texts", "passages"):
+        column = getattr(c, name)
+        if column is not None and any(isinstance(t, str) and lone_surrogate(t) is not None for t in column):
+            setattr(c, name, [clean_text(t) if isinstance(t, str) else t for t in column])
 
 
 @dataclass
@@ -104,15 +116,26 @@ class Dataset:
 # ---------------------------------------------------------------------------------------------
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """Yield ``(line number, value)`` for each non-blank line of a JSON-lines file, reading one line at a time.
+
+    Text that is not UTF-8 and a line that is not JSON (bad syntax, a 5,000-digit number, deep nesting) are one
+    DatasetError naming the file, the line (and byte offset) and the fix.
+    """
+    offset = 0
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            line = decode_utf8(raw, path, DatasetError, line=lineno, offset=offset)
+            offset += len(raw)
+            if line.strip():
+                yield lineno, parse_json(line, f"{path}:{lineno}", "fix or remove that line", DatasetError)
+
+
 def _read_jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{lineno} is not valid JSON ({e.msg}): fix or remove that line") from None
+    for lineno, record in json_lines(path):
+        if not isinstance(record, dict) or "_id" not in record:
+            raise DatasetError(f"{path}:{lineno}: expected a JSON object with an \"_id\": one record per line")
+        yield record
 
 
 def read_queries(path: str | Path) -> dict[str, str]:

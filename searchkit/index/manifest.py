@@ -161,6 +161,8 @@ def read_manifest(folder: str | Path, schema: type[M] = IndexManifest) -> M:  # 
         raw = json.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as e:
         raise SearchIndexError(f"{folder / MANIFEST} is not valid JSON ({e}): the index is damaged, {REBUILD}") from None
+    except RecursionError:  # e.g. 100,000 "[": the parser's depth limit
+        raise SearchIndexError(f"{folder / MANIFEST} is JSON nested too deeply: the index is damaged, {REBUILD}") from None
     if not isinstance(raw, dict):
         raise SearchIndexError(f"{folder / MANIFEST} holds {type(raw).__name__}, not a JSON object: {REBUILD}")
     try:

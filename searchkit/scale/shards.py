@@ -132,7 +132,7 @@ def is_sharded(folder: str | Path) -> bool:
     path = Path(folder) / MANIFEST
     try:
         return path.is_file() and path.stat().st_size < (1 << 20) and json.loads(path.read_bytes()).get("type") == "shards"
-    except (ValueError, UnicodeDecodeError, AttributeError, OSError):
+    except (ValueError, UnicodeDecodeError, AttributeError, OSError, RecursionError):
         return False
 
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from searchkit.engine import MODES
+from searchkit.errors import InputError, QueryError
 from searchkit.experiments.arms import MAX_SESSION_CHARS
-from searchkit.validation import normalize_query
+from searchkit.validation import MAX_QUERY_CHARS, check_text, clean_query
 
 _SESSION_DOC = f"who is searching (split experiments keep a session in one arm); up to {MAX_SESSION_CHARS} characters"
-
-MAX_QUERY_CHARS = 2000
-
 
 MAX_TOP_K = 100
 
@@ -30,24 +27,19 @@ _TOP_K_PATTERN = "^(100|[1-9][0-9]?)$"  # GET top_k: ASCII digits only (no sign,
 
 
 def _check_query(v: str) -> str:
-    if len(v) > MAX_QUERY_CHARS:
-        raise PydanticCustomError(
-            "query_too_long", "query has {n} characters; the limit is {limit}: shorten it",
-            {"n": len(v), "limit": MAX_QUERY_CHARS},
-        )  # fmt: skip
-    clean = normalize_query(v)  # NFKC; control and invisible characters become spaces; whitespace collapsed
-    if len(clean) > MAX_QUERY_CHARS:  # NFKC can make one character many (U+FDFA is 18)
-        raise PydanticCustomError(
-            "query_too_long", "query has {n} characters after Unicode normalization (NFKC); the limit is {limit}: "
-            "shorten it", {"n": len(clean), "limit": MAX_QUERY_CHARS},
-        )  # fmt: skip
-    if not clean:
-        raise PydanticCustomError("query_empty", "query is empty or whitespace only: type some words to search for")
-    if not any(unicodedata.category(c)[0] not in "ZC" for c in clean):
-        raise PydanticCustomError(
-            "query_invisible", "query has no visible character (only joiners or format characters): type some words"
-        )
-    return clean
+    """Apply the one valid-query rule (searchkit.validation.clean_query) as a 422 with the rule's own message."""
+    try:
+        return clean_query(v, max_chars=MAX_QUERY_CHARS)
+    except QueryError as e:
+        raise PydanticCustomError(e.code, e.template, e.params) from None
+
+
+def _check_id_text(v: str, name: str) -> str:
+    """Apply the text rule for ids (searchkit.validation.check_text): a lone surrogate is a 422, never a 500."""
+    try:
+        return check_text(v, name, f"send a {name} of valid Unicode text")
+    except InputError as e:
+        raise PydanticCustomError("text_invalid", "{msg}", {"msg": str(e)}) from None
 
 
 def _check_top_k(v: int) -> int:
@@ -76,7 +68,7 @@ def _check_prefix(v: str | None) -> str | None:
             "prefix_too_long", "prefix has {n} characters; the limit is {limit}: shorten it",
             {"n": len(v), "limit": MAX_PREFIX_CHARS},
         )  # fmt: skip
-    return v
+    return v  # a lone surrogate matches no id (ids follow the text rule): an empty answer, as documented
 
 
 _FIELD_CHECKS = {"top_k": _check_top_k, "mode": _check_mode, "prefix": _check_prefix}  # fields every request has
@@ -135,7 +127,7 @@ class SearchRequest(_Common):
         if v is not None and len(v) > MAX_SESSION_CHARS:
             raise PydanticCustomError("session_too_long", "session has {n} characters; the limit is {limit}",
                                       {"n": len(v), "limit": MAX_SESSION_CHARS})  # fmt: skip
-        return v or None
+        return _check_id_text(v, "session") if v else None
 
 
 class BatchRequest(_Common):
