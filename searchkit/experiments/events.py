@@ -57,7 +57,8 @@ def check_events_file(path: Path) -> None:
     try:
         problems = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall()]
         if problems != ["ok"]:
-            raise _refuse(path, f"is damaged (integrity check: {problems[0][:120]})")
+            first = next((line for p in problems for line in p.splitlines() if not line.startswith("***")), "?")
+            raise _refuse(path, f"is damaged (integrity check: {first[:120]})")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         columns = {t: [r[1] for r in db.execute(f'PRAGMA table_info("{t}")')] for t in tables if t in COLUMNS}
@@ -68,8 +69,10 @@ def check_events_file(path: Path) -> None:
         db.close()
     if tables != set(COLUMNS) or columns != COLUMNS:
         raise _refuse(path, f"is not a searchkit events file (tables {sorted(tables)[:8]})")
-    if version not in (0, FORMAT_VERSION) or meta.get("format", str(FORMAT_VERSION)) != str(FORMAT_VERSION):
-        raise _refuse(path, f"has format {meta.get('format', version)}, this searchkit reads {FORMAT_VERSION}")
+    stamped = meta.get("format", str(FORMAT_VERSION))
+    if version not in (0, FORMAT_VERSION) or stamped != str(FORMAT_VERSION):
+        found = version if version not in (0, FORMAT_VERSION) else stamped[:20]
+        raise _refuse(path, f"has format {found}, this searchkit reads {FORMAT_VERSION}")
     if meta and not {"design", "arms"} <= set(meta) or set(meta) - {"design", "arms", "format"}:
         raise _refuse(path, f"has a foreign meta table (keys {sorted(meta)[:6]})")
 
