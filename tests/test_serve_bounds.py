@@ -1,8 +1,11 @@
-"""Request heads through uvicorn's real httptools parser: every part bounded, answered in JSON, no memory growth."""
+"""Serving surfaces through the real server: request heads bounded in uvicorn's httptools parser, the docs' CSP."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import socket
 import threading
 import time
@@ -114,3 +117,13 @@ def test_eight_unfinished_large_heads_cost_no_memory_and_block_no_one(server):
         for s in socks:
             s.close()
     assert grown < 32, f"8 unfinished 16 MB heads grew the server by {grown:.0f} MiB"  # unbounded: over 128 MiB
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_api_docs_carry_a_csp_that_forbids_framing(server, path):
+    r = httpx.get(f"{server.url}{path}", timeout=60)
+    csp = r.headers["content-security-policy"]
+    assert r.status_code == 200 and "frame-ancestors 'none'" in csp and r.headers["x-frame-options"] == "DENY", csp
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    for script in re.findall(r"<script>(.*?)</script>", r.text, flags=re.S):  # each inline script is allowed by hash
+        assert "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'" in csp
