@@ -207,6 +207,18 @@ def _file_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-file-size", default=None, help="skip files larger than this, e.g. 50MB (default: 10MB)")
 
 
+def _experiment_options(v: argparse.ArgumentParser) -> None:
+    """Add the options of an online experiment to ``serve``."""
+    v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",
+                   help="run an online experiment between two arms, e.g. control=bm25,treatment=hybrid:rrf")
+    v.add_argument("--experiment-design", default=None, choices=("interleave", "split"),
+                   help="interleave: every result list mixes both arms; split: each session sees one arm "
+                   "(default: interleave)")
+    v.add_argument("--events", default=None, metavar="PATH", help="SQLite file for impressions and clicks")
+    v.add_argument("--events-max-mb", type=float, default=None, metavar="MB",
+                   help="keep the events file under MB megabytes by pruning the oldest impressions (default: no bound)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m searchkit``."""
     from searchkit.serving.cache import DEFAULT_RESULTS
@@ -252,14 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sharded index: use the Ray cluster at HOST:PORT ('auto': the one on this machine) "
                         "instead of starting a local one")  # fmt: skip
     _backend(v)
-    v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",
-                   help="run an online experiment between two arms, e.g. control=bm25,treatment=hybrid:rrf")
-    v.add_argument("--experiment-design", default=None, choices=("interleave", "split"),
-                   help="interleave: every result list mixes both arms; split: each session sees one arm "
-                   "(default: interleave)")
-    v.add_argument("--events", default=None, metavar="PATH", help="SQLite file for impressions and clicks")
-    v.add_argument("--events-max-mb", type=float, default=None, metavar="MB",
-                   help="keep the events file under MB megabytes by pruning the oldest impressions (default: no bound)")
+    _experiment_options(v)
     v.set_defaults(func=cmd_serve)
     t = sub.add_parser("tune-fusion", help="choose hybrid fusion and weights from judged queries (cross-validated)")
     t.add_argument("--corpus", default="pydocs", help=corpus_help + "; needs judged queries")
