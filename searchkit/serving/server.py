@@ -46,20 +46,27 @@ class BoundedHttpTools(HttpToolsProtocol):
             self.transport.write_eof()  # the client reads the answer, then end of stream
         self.loop.call_later(LINGER_S, self.transport.close)  # closing now would reset it before it is read
 
-    def _too_big(self, status: int, detail: str) -> None:
-        self._limit = (status, detail)
-        raise ValueError(detail)  # stops httptools; data_received turns it into the answer
+    def _broken_bound(self) -> tuple[int, str] | None:
+        """Return (status, detail) of the bound the head read so far breaks: URL, header count or line; else None."""
+        if len(self.url) > MAX_URL_BYTES:
+            return 414, f"the URL is over {MAX_URL_BYTES} bytes: send long queries with POST /search"
+        if len(self.headers) > MAX_HEADERS:
+            return 431, f"the request has over {MAX_HEADERS} header lines: send fewer"
+        if any(len(name) + len(value) > MAX_HEADER_BYTES for name, value in self.headers):
+            return 431, f"a header line is over {MAX_HEADER_BYTES} bytes: shorten it"
+        return None
 
     def data_received(self, data: bytes) -> None:  # type: ignore[override]
         """Feed the parser unless this connection was refused; refuse a head over ``MAX_HEAD_BYTES``."""
         if self._refused:
             return
         self._limit: tuple[int, str] | None = None
-        super().data_received(data)  # parser errors and our limits end in send_400_response
+        super().data_received(data)  # parser errors and broken bounds end in send_400_response
         if not self._refused and self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse(431, f"the request head is over {MAX_HEAD_BYTES} bytes: send fewer or shorter headers")
+                too_long = f"the request head is over {MAX_HEAD_BYTES} bytes: send fewer or shorter headers"
+                self._refuse(*(self._broken_bound() or (431, too_long)))
 
     def send_400_response(self, msg: str) -> None:
         """Answer a parser error or a bound in JSON (uvicorn's own answer is plain text)."""
@@ -70,20 +77,11 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._in_head, self._head_bytes = True, 0
         super().on_message_begin()
 
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if len(self.url) > MAX_URL_BYTES:
-            self._too_big(414, f"the URL is over {MAX_URL_BYTES} bytes: send long queries with POST /search")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) > MAX_HEADER_BYTES:
-            self._too_big(431, f"a header line is over {MAX_HEADER_BYTES} bytes: shorten it")
-        super().on_header(name, value)
-        if len(self.headers) > MAX_HEADERS:
-            self._too_big(431, f"the request has over {MAX_HEADERS} header lines: send fewer")
-
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._limit = self._broken_bound()  # checked once per request, not per header: the fast path stays fast
+        if self._limit is not None:
+            raise ValueError(self._limit[1])  # stops httptools; uvicorn then calls send_400_response
         super().on_headers_complete()
 
 
