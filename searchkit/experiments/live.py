@@ -60,8 +60,8 @@ class Experiment:
 
     def summary(self) -> dict:
         """Return the experiment's state: design, totals, per-arm counts and the comparison's statistics."""
-        out = summarize(self.design, self.arms, self.store.counts())
-        return {**out, "impressions_dropped": self.store.dropped, "impressions_pruned": self.store.pruned}
+        counts = {**self.store.counts(), "dropped": self.store.dropped, "pruned": self.store.pruned}
+        return summarize(self.design, self.arms, counts)
 
     def close(self) -> None:
         """Close the event store."""
