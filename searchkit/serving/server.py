@@ -31,6 +31,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     """
 
     _in_head, _head_bytes, _refused = True, 0, False
+    _limit: tuple[int, str] | None = None  # the bound a head broke, for send_400_response
 
     def _refuse(self, status: int, detail: str) -> None:
         """Answer ``status`` with a JSON ``detail``, stop parsing, drop further input and close after LINGER_S."""
@@ -60,7 +61,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         """Feed the parser unless this connection was refused; refuse a head over ``MAX_HEAD_BYTES``."""
         if self._refused:
             return
-        self._limit: tuple[int, str] | None = None
+        self._limit = None
         super().data_received(data)  # parser errors and broken bounds end in send_400_response
         if not self._refused and self._in_head:
             self._head_bytes += len(data)
