@@ -184,14 +184,19 @@ def _experiment(args: argparse.Namespace):
     from searchkit.experiments.arms import check_design, parse_arms
     from searchkit.experiments.live import Experiment
 
+    max_mb = args.events_max_mb
     if args.experiment is None:
-        if args.events or args.experiment_design:
-            raise SearchkitError("--events and --experiment-design need --experiment, e.g. control=bm25,treatment=hybrid")
+        if args.events or args.experiment_design or max_mb is not None:
+            raise SearchkitError("--events and --experiment-design need --experiment (so does --events-max-mb), "
+                                 "e.g. control=bm25,treatment=hybrid")  # fmt: skip
         return None
     arms = parse_arms(args.experiment)
     if not args.events:
         raise SearchkitError("--experiment needs --events PATH: the SQLite file that stores impressions and clicks")
-    return Experiment(arms, check_design(args.experiment_design or "interleave"), args.events)
+    if max_mb is not None and not (max_mb >= 1):  # also refuses nan
+        raise SearchkitError(f"--events-max-mb {max_mb:g}: give 1 or more megabytes (the oldest impressions are pruned)")
+    max_bytes = None if max_mb is None else int(max_mb * 2**20)
+    return Experiment(arms, check_design(args.experiment_design or "interleave"), args.events, max_bytes=max_bytes)
 
 
 def cmd_tune_fusion(args: argparse.Namespace) -> int:
@@ -231,6 +236,18 @@ def _file_options(p: argparse.ArgumentParser) -> None:
 
 
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")  # uvicorn's
+
+
+def _experiment_options(v: argparse.ArgumentParser) -> None:
+    """Add the options of an online experiment to ``serve``."""
+    v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",
+                   help="run an online experiment between two arms, e.g. control=bm25,treatment=hybrid:rrf")
+    v.add_argument("--experiment-design", default=None, choices=("interleave", "split"),
+                   help="interleave: every result list mixes both arms; split: each session sees one arm "
+                   "(default: interleave)")
+    v.add_argument("--events", default=None, metavar="PATH", help="SQLite file for impressions and clicks")
+    v.add_argument("--events-max-mb", type=float, default=None, metavar="MB",
+                   help="keep the events file under MB megabytes by pruning the oldest impressions (default: no bound)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,12 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sharded index: use the Ray cluster at HOST:PORT ('auto': the one on this machine) "
                         "instead of starting a local one")  # fmt: skip
     _backend(v)
-    v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",
-                   help="run an online experiment between two arms, e.g. control=bm25,treatment=hybrid:rrf")
-    v.add_argument("--experiment-design", default=None, choices=("interleave", "split"),
-                   help="interleave: every result list mixes both arms; split: each session sees one arm "
-                   "(default: interleave)")
-    v.add_argument("--events", default=None, metavar="PATH", help="SQLite file for impressions and clicks")
+    _experiment_options(v)
     v.set_defaults(func=cmd_serve)
     t = sub.add_parser("tune-fusion", help="choose hybrid fusion and weights from judged queries (cross-validated)")
     t.add_argument("--corpus", default="pydocs", help=corpus_help + "; needs judged queries")

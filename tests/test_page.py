@@ -37,7 +37,7 @@ from searchkit.serving.page import launch_chromium  # noqa: E402
 from searchkit.serving.server import BackgroundServer  # noqa: E402
 
 expect.set_options(timeout=20_000)  # waits, not limits: a shared 2-core machine can take seconds to answer
-SEARCH_API = re.compile(r"/search\?")  # the page's API calls, not the page
+SEARCH_API = re.compile(r"/search(\?|$)")  # the page's API calls (POST /search), not the page
 RMTREE_QUERY = "delete a folder and everything inside it"
 # Each would set window.pwned if the page ever treated document text as markup.
 HOSTILE = Corpus(
@@ -198,6 +198,20 @@ def test_hostile_documents_are_shown_as_text_and_run_nothing(page: Page):
     shown = dict(zip(ids(page), page.locator("#hits .title").all_inner_texts()))
     assert shown == dict(zip(HOSTILE.ids, HOSTILE.titles))
     expect(page.locator("#status")).to_contain_text(hostile_query)
+
+
+def test_bidi_controls_in_titles_are_shown_and_isolated(page: Page):
+    rlo = "\u202e"
+    answer = {"query": "exe", "mode": "bm25", "cached": False, "result_cached": False,
+              "timings_ms": {"embed": 0.0, "search": 0.0, "total": 0.0},
+              "results": [{"id": f"evil{rlo}gnp.exe", "score": 0.5, "title": f"open evil{rlo}gnp.exe", "text": f"{rlo}txet"}]}
+    page.route(SEARCH_API, lambda route: route.fulfill(json=answer))
+    page.goto("/?q=exe")
+    hit = page.locator("#hits .hit").first
+    expect(hit.locator(".title")).to_have_text("open evil⟨U+202E⟩gnp.exe")  # not "open evilexe.png"
+    expect(hit.locator(".doc-id")).to_have_text("evil⟨U+202E⟩gnp.exe")
+    for part in (".title", ".doc-id", ".snippet"):
+        assert hit.locator(part).get_attribute("dir") == "auto", part  # an isolate: nothing leaks out of it
 
 
 def test_page_responses_forbid_inline_script(page: Page, server):

@@ -135,7 +135,9 @@ def _arm_info(arm: Arm) -> dict:
 def summarize(design: str, arms: Sequence[Arm], counts: dict) -> dict:
     """Return the ``GET /experiment`` answer for ``counts`` (from :meth:`EventStore.counts`): totals, arms, statistics."""
     a, b = arms
-    out: dict = {"design": design, "impressions": counts["impressions"], "clicks": counts["clicks"], "arms": {}}
+    out: dict = {"design": design, "impressions": counts["impressions"], "clicks": counts["clicks"], "arms": {},
+                 # left out of the counts: dropped while another process locked the file, pruned by --events-max-mb
+                 "impressions_dropped": counts.get("dropped", 0), "impressions_pruned": counts.get("pruned", 0)}
     if design == "split":
         for arm, c in zip(arms, counts["arms"]):
             lo, hi = metrics.proportion_ci(c["clicked"], c["impressions"]) if c["impressions"] else (0.0, 1.0)

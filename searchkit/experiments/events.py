@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from urllib.parse import quote
 
 from searchkit.errors import ExperimentError, NotShownError, UnknownImpressionError
 from searchkit.experiments.arms import Arm, check_design
@@ -28,16 +29,75 @@ CREATE TABLE IF NOT EXISTS clicks (
     FOREIGN KEY (impression_id, doc_id) REFERENCES shown(impression_id, doc_id)
 ) WITHOUT ROWID;
 """
+FORMAT_VERSION = 1  # PRAGMA user_version and meta 'format' of a file this store writes
+COLUMNS = {  # the tables of an events file and their columns, in order: anything else is a foreign file
+    "meta": ["key", "value"],
+    "impressions": ["id", "created", "session", "query", "arm"],
+    "shown": ["impression_id", "doc_id", "rank", "team"],
+    "clicks": ["impression_id", "doc_id", "created"],
+}
+IMPRESSION_BUSY_MS = 100  # another process holding the lock longer: the impression is dropped (and counted)
+CLICK_BUSY_MS = 10_000  # a click is acknowledged only once stored: it waits for the lock this long
+
+
+def _refuse(path: Path, why: str) -> ExperimentError:
+    return ExperimentError(f"events file {path} {why}: give a new file name with --events (this one is left as it is)")
+
+
+def check_events_file(path: Path) -> None:
+    """Raise :class:`ExperimentError` unless ``path`` is absent, empty or an intact events file; never write to it."""
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    if not path.is_file():
+        raise _refuse(path, "is not a regular file")
+    try:
+        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as e:
+        raise _refuse(path, f"cannot be opened ({e})") from None
+    try:
+        problems = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall()]
+        if problems != ["ok"]:
+            first = next((line for p in problems for line in p.splitlines() if not line.startswith("***")), "?")
+            raise _refuse(path, f"is damaged (integrity check: {first[:120]})")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns = {t: [r[1] for r in db.execute(f'PRAGMA table_info("{t}")')] for t in tables if t in COLUMNS}
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if columns.get("meta") == COLUMNS["meta"] else {}
+    except sqlite3.Error as e:
+        raise _refuse(path, f"is not a readable SQLite database ({e})") from None
+    finally:
+        db.close()
+    if tables != set(COLUMNS) or columns != COLUMNS:
+        raise _refuse(path, f"is not a searchkit events file (tables {sorted(tables)[:8]})")
+    stamped = meta.get("format", str(FORMAT_VERSION))
+    if version not in (0, FORMAT_VERSION) or stamped != str(FORMAT_VERSION):
+        found = version if version not in (0, FORMAT_VERSION) else stamped[:20]
+        raise _refuse(path, f"has format {found}, this searchkit reads {FORMAT_VERSION}")
+    if meta and not {"design", "arms"} <= set(meta) or set(meta) - {"design", "arms", "format"}:
+        raise _refuse(path, f"has a foreign meta table (keys {sorted(meta)[:6]})")
 
 
 class EventStore:
-    """Impressions and clicks of one experiment in a SQLite file; safe to share between threads."""
+    """Impressions and clicks of one experiment in a SQLite file; safe to share between threads.
 
-    def __init__(self, path: str | Path, design: str, arms: Sequence[Arm]):
+    The file is checked before anything is written (:func:`check_events_file`). With ``max_bytes``, the oldest
+    impressions (with their clicks) are pruned once the data outgrows it. An impression that cannot get the
+    write lock within ``IMPRESSION_BUSY_MS`` is dropped and counted in ``dropped``; the search still answers.
+    """
+
+    def __init__(self, path: str | Path, design: str, arms: Sequence[Arm], max_bytes: int | None = None):
         self.path, self.design, self.arms = Path(path), check_design(design), tuple(arms)
+        self.max_bytes, self.dropped, self.pruned = max_bytes, 0, 0
         if self.path.is_dir():
             raise ExperimentError(f"events path {self.path} is a folder: give a file name, e.g. {self.path}/events.db")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+            why = f"{blocker} is a file, not a folder" if blocker else e.strerror
+            raise ExperimentError(f"cannot create the folder of events file {self.path} ({why}): "
+                                  "give a path in a folder you can write with --events") from None  # fmt: skip
+        check_events_file(self.path)
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -46,7 +106,8 @@ class EventStore:
             # process (SIGKILL) and of the machine; NORMAL would survive only the former.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as e:
+            self._db.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        except sqlite3.Error as e:
             raise ExperimentError(f"cannot open events file {self.path} ({e}): give a new file name with --events") from None
         self._check_meta()
 
@@ -55,16 +116,20 @@ class EventStore:
         with self._lock:
             have = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if not have:
-                self._db.executemany("INSERT INTO meta VALUES (?, ?)", want.items())
+                self._db.executemany("INSERT INTO meta VALUES (?, ?)", [*want.items(), ("format", str(FORMAT_VERSION))])
+            elif "format" not in have and have == want:  # a file of the first format: same tables, now stamped
+                self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
+        have.pop("format", None)
         if have and have != want:
             raise ExperimentError(
                 f"events file {self.path} holds another experiment ({have['design']}: {have['arms']}), not "
                 f"({want['design']}: {want['arms']}): give a new file with --events, or the same arms and design"
             )
 
-    def _write(self, statements: Callable[[sqlite3.Connection], object]):
-        """Run ``statements`` in one transaction; return once it is committed (and synced)."""
+    def _write(self, statements: Callable[[sqlite3.Connection], object], busy_ms: int = CLICK_BUSY_MS):
+        """Run ``statements`` in one transaction, waiting ``busy_ms`` at most for the lock; return once committed."""
         with self._lock:
+            self._db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 out = statements(self._db)
@@ -75,15 +140,41 @@ class EventStore:
             return out
 
     def add_impression(self, impression_id: str, query: str, shown: Sequence[tuple[str, int]],
-                       session: str | None = None, arm: int | None = None) -> None:  # fmt: skip
-        """Record one result list: ``shown`` holds ``(doc_id, team)`` in rank order (team = contributing arm)."""
+                       session: str | None = None, arm: int | None = None) -> bool:  # fmt: skip
+        """Record one result list: ``shown`` holds ``(doc_id, team)`` in rank order (team = contributing arm).
+
+        Return False if the file stayed locked by another process for ``IMPRESSION_BUSY_MS``: the impression is
+        dropped and counted in ``dropped`` (a search never waits on the events file).
+        """
 
         def write(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO impressions VALUES (?, ?, ?, ?, ?)", (impression_id, time.time(), session, query, arm))
             db.executemany("INSERT INTO shown VALUES (?, ?, ?, ?)",
                            [(impression_id, d, r, t) for r, (d, t) in enumerate(shown)])  # fmt: skip
+            if self.max_bytes is not None:
+                self._prune(db)
 
-        self._write(write)
+        try:
+            self._write(write, busy_ms=IMPRESSION_BUSY_MS)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            with self._lock:
+                self.dropped += 1
+            return False
+        return True
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        """Delete the oldest tenth of the impressions (their shown rows and clicks too) while over ``max_bytes``."""
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        used = (db.execute("PRAGMA page_count").fetchone()[0] - db.execute("PRAGMA freelist_count").fetchone()[0])
+        if used * page_size <= self.max_bytes:
+            return
+        n = max(1, db.execute("SELECT COUNT(*) FROM impressions").fetchone()[0] // 10)
+        old = "SELECT id FROM impressions ORDER BY rowid LIMIT ?"
+        db.execute(f"DELETE FROM clicks WHERE impression_id IN ({old})", (n,))
+        db.execute(f"DELETE FROM shown WHERE impression_id IN ({old})", (n,))
+        self.pruned += db.execute(f"DELETE FROM impressions WHERE id IN ({old})", (n,)).rowcount
 
     def add_click(self, impression_id: str, doc_id: str) -> bool:
         """Record a click; return True if it is new, False if it was already recorded (counted once).

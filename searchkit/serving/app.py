@@ -24,7 +24,7 @@ from searchkit.engine import MODES, EngineResult, Hit, SearchEngine
 from searchkit.errors import InputError, NotReadyError, SearchkitError
 from searchkit.experiments.live import Experiment
 from searchkit.serving.cache import DEFAULT_RESULTS, QueryCache, RedisCache, ResultCache, make_cache
-from searchkit.serving.experiment_routes import add_experiment_routes, experiment_search
+from searchkit.serving.experiment_routes import add_experiment_routes, experiment_search, records_impressions
 from searchkit.serving.http_rules import MAX_BODY_BYTES, apply_http_rules
 from searchkit.serving.page import add_page
 from searchkit.serving.schemas import (
@@ -166,7 +166,7 @@ def create_app(
     if engine is not None:
         service.attach(engine)
     _add_error_handlers(app)
-    _add_search_routes(app, service, max_body_bytes, experiment)
+    _add_search_routes(app, service, max_body_bytes, experiment, tuple(cors_origins))
     add_experiment_routes(app, experiment)
     _add_health_route(app, service)
     add_page(app)  # the search page at / (searchkit/serving/static)
@@ -192,8 +192,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _problem(500, f"internal error ({type(exc).__name__}); the server log has details")
 
 
-def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, experiment: Experiment | None) -> None:
-    """Add ``POST /search``, ``GET /search`` and ``POST /search/batch`` (single searches join a running experiment)."""
+def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, experiment: Experiment | None,
+                       cors_origins: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Add ``POST /search``, ``GET /search`` and ``POST /search/batch`` (a same-site POST joins a running experiment)."""
     err = {
         400: {"model": Problem, "description": "body is not JSON the server can parse (too deeply nested, not UTF-8)"},
         413: {"model": Problem, "description": f"request body over {max_body_bytes} bytes"},
@@ -204,7 +205,7 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
     @app.post("/search", response_model=SearchResponse, responses=err, summary="Search with one query")
     def search(req: SearchRequest, request: Request) -> JSONResponse:
         """Return the ``top_k`` best documents for ``query`` (while an experiment runs: its arms decide the mode)."""
-        if experiment is not None:
+        if experiment is not None and records_impressions(request, cors_origins):  # GET, HEAD: plain answers
             return experiment_search(experiment, service.search, req, request, _hit)
         res = service.search([req.query], req.top_k, req.mode, req.prefix)
         return JSONResponse({

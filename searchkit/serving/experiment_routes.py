@@ -6,7 +6,7 @@ app neither writes nor changes anything per request.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -38,8 +38,23 @@ def session_of(request: Request, session: str | None) -> str | None:
     return cookie[:MAX_SESSION_CHARS] or None
 
 
+def records_impressions(request: Request, cors_origins: Sequence[str] = ()) -> bool:
+    """Say whether ``request`` may count in an experiment: a POST that a page on another site cannot forge.
+
+    GET and HEAD never count (an ``<img src=.../search?q=...>`` on any page sends them). A POST reaches a route
+    only as JSON (else 415), which a page of another origin can send only after a CORS preflight, allowed just for
+    ``cors_origins``; a browser's ``Sec-Fetch-Site`` saying the page is on another origin is believed too.
+    """
+    if request.method != "POST":
+        return False
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site in (None, "same-origin", "none"):
+        return True
+    return request.headers.get("origin") in cors_origins
+
+
 def experiment_search(experiment: Experiment, search: Callable[..., EngineResult], req, request: Request,
-                      to_json: Callable[[Hit], dict]) -> JSONResponse:  # fmt: skip
+                      to_json: Callable[[Hit, int | None], dict]) -> JSONResponse:  # fmt: skip
     """Answer ``POST /search`` under ``experiment``: each arm's settings go with its own engine call.
 
     ``search(queries, top_k, mode, prefix, fusion=...)`` is the app's engine call. A request that names no
@@ -55,7 +70,7 @@ def experiment_search(experiment: Experiment, search: Callable[..., EngineResult
     hits, impression_id, session = experiment.search(arm_search, req.query, req.top_k, given)
     embed, total = (sum(getattr(a.timings, f) for a in answers) for f in ("embed_ms", "total_ms"))
     response = JSONResponse({
-        "query": req.query, "mode": "experiment", "results": [to_json(h) for h in hits],
+        "query": req.query, "mode": "experiment", "results": [to_json(h, req.snippet) for h in hits],
         "timings_ms": StageTimings(embed, total - embed, total).as_dict(),
         "cached": all(a.cached[0] for a in answers),
         "result_cached": all(a.result_cached for a in answers), "impression_id": impression_id,

@@ -23,6 +23,15 @@ export function highlightPattern(words) {
   return new RegExp(`(?<!${WORD})(?:${alternatives})${WORD}*`, "giu");
 }
 
+// Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): shown as visible marks in titles and ids,
+// so a name like "evil\u202Egnp.exe" cannot pose as "evilexe.png"
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+/** Return `text` with each bidi control replaced by a visible mark naming it, e.g. "⟨U+202E⟩". */
+export function showBidiControls(text) {
+  return text.replace(BIDI_CONTROLS, (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase()}⟩`);
+}
+
 /** Append `text` to `parent` as text nodes, with each match of `pattern` in a <mark>. */
 export function appendHighlighted(parent, text, pattern) {
   let last = 0;
@@ -100,8 +109,14 @@ async function search(s) {
   status.classList.add("loading");
   let response, body;
   try {
-    const params = new URLSearchParams({ q: s.q, mode: s.mode, top_k: s.k });
-    response = await fetch(`/search?${params}`, { signal: controller.signal, headers: { Accept: "application/json" } });
+    // POST with JSON: the request a page on another site cannot send, so only it counts in an experiment
+    const topK = /^[0-9]{1,20}$/.test(s.k) ? Number(s.k) : s.k; // not a number: the API's message says so
+    response = await fetch("/search", {
+      method: "POST",
+      signal: controller.signal,
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify({ query: s.q, mode: s.mode, top_k: topK }),
+    });
     body = await response.json();
   } catch (e) {
     if (e.name !== "AbortError") showError(`could not get an answer from the server (${e.message}): is it running?`);
@@ -137,13 +152,15 @@ function hitItem(hit, rank, pattern, answer) {
   const rankEl = Object.assign(document.createElement("span"), { className: "rank", textContent: String(rank) });
   const heading = document.createElement("h2");
   const title = Object.assign(document.createElement("button"), { type: "button", className: "title" });
-  appendHighlighted(title, hit.title || hit.id, pattern);
+  title.dir = "auto"; // isolated: its direction never reorders the rank and score beside it
+  appendHighlighted(title, showBidiControls(hit.title || hit.id), pattern);
   heading.append(title);
   const score = Object.assign(document.createElement("span"), { className: "score", textContent: hit.score.toFixed(3) });
   score.title = "score";
   head.append(rankEl, heading, score);
-  const id = Object.assign(document.createElement("code"), { className: "doc-id", textContent: hit.id });
+  const id = Object.assign(document.createElement("code"), { className: "doc-id", textContent: showBidiControls(hit.id) });
   const text = Object.assign(document.createElement("p"), { className: "snippet", id: `hit-${rank}-text` });
+  id.dir = text.dir = "auto";
   appendHighlighted(text, snippet(hit.text, pattern), pattern);
   title.setAttribute("aria-expanded", "false");
   title.setAttribute("aria-controls", text.id);
