@@ -122,9 +122,10 @@ def test_the_packaged_model_distils_to_384_dimensions(static):
 
 
 def test_same_text_same_vector_alone_or_in_any_batch(static, pydocs):
-    texts = pydocs.corpus.embedding_texts()[:: 120][:64]
+    texts = pydocs.corpus.embedding_texts()[::7][:64]
+    assert len(texts) >= 40
     together = static.encode(texts, progress=False)
-    for i in (0, 17, 63):
+    for i in (0, 17, len(texts) - 1):
         assert np.array_equal(static.encode([texts[i]], progress=False)[0], together[i])
     shuffled = static.encode(texts[::-1], batch_size=5, progress=False)[::-1]
     assert np.array_equal(shuffled, together)
@@ -189,11 +190,8 @@ def test_a_minilm_index_is_refused_by_the_static_encoder(static, tmp_path, capsy
         SearchEngine(Corpus(["a", "b"], ["", ""], texts), static, index)
 
 
-def test_tune_fusion_with_static(tmp_path, capsys, static):
-    from conftest import tiny_beir
-
-    folder = tiny_beir(tmp_path / "tiny")
-    assert main(["tune-fusion", "--corpus", f"beir:{folder}", "--backend", "static", "--folds", "2"]) == 0
+def test_tune_fusion_with_static(capsys, static):
+    assert main(["tune-fusion", "--corpus", "pydocs", "--backend", "static", "--folds", "2"]) == 0
     assert "encoder static" in capsys.readouterr().out
 
 
