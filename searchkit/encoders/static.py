@@ -110,6 +110,7 @@ class StaticEncoder:
         self.folder = ensure_static(source, dim, name)
         self.model = load_static(self.folder)
         self.max_seq_length = MAX_PIECES
+        self.model.config["max_length"] = MAX_PIECES - 2  # (set first: the setter warns on a mismatch)
         self.model.max_length = MAX_PIECES - 2  # pieces without [CLS]/[SEP]: a text cut by Embedder.truncate agrees
         self.tokenizer = Tokenizer.from_file(str(Path(source) / "tokenizer.json"))  # counts pieces as the transformer
         self.scheme = scheme_of(self.model.dim)
