@@ -15,6 +15,7 @@ import numpy as np
 from searchkit.corpus.chunking import Passages, passages_for
 from searchkit.corpus.datasets import Corpus
 from searchkit.encoders.embed import Embedder, default_embedder
+from searchkit.encoders.models import check_same_space
 from searchkit.errors import InputError, SearchIndexError
 from searchkit.index.base import Index
 from searchkit.index.vector import VectorIndex
@@ -153,6 +154,7 @@ class SearchEngine:
                 f"index was built with model {index.model_id!r} but the embedder is {embedder.model_id!r}: "
                 "use the same model for both (rebuild the index with this embedder, or load that model)"
             )
+        check_same_space(getattr(index, "backend", None), getattr(embedder, "backend", None))
         self.corpus, self.embedder, self.index, self.bm25 = corpus, embedder, index, bm25
         self.passages = passages  # long documents split for the encoder (the index holds passages); None: one vector each
         self.cache: QueryCache | None = None  # query-embedding cache (searchkit.serving.cache), set by the app

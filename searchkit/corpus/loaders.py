@@ -343,7 +343,7 @@ def load_path(
 def load_dataset(
     spec: str, text_column: str = "text", max_file_size: int | None = None, follow_links: bool = False
 ) -> Dataset:
-    """Load ``"pydocs"`` (built in), ``"beir:DIR"``, or a path: a folder of text files, a ``.jsonl`` or a ``.csv``.
+    """Load ``"pydocs"`` (built in), ``"wordnet"`` (Debian's wordnet-base), ``"beir:DIR"``, or a path: a folder of text files, a ``.jsonl`` or a ``.csv``.
 
     A folder holding ``corpus.jsonl`` and ``qrels/`` is read as BEIR; ``./pydocs`` is a folder, not the word.
     ``follow_links``: read a folder's links to files outside it too (never special or /proc files).
@@ -353,6 +353,10 @@ def load_dataset(
     spec = str(spec)
     if spec == "pydocs":
         return load_pydocs()
+    if spec == "wordnet":  # WordNet 3.0 glosses, one document per synset (searchkit.corpus.dictionary)
+        from searchkit.corpus.dictionary import load_wordnet
+
+        return load_wordnet()
     if spec.startswith("beir:"):
         if not spec[5:]:
             raise DatasetError("'beir:' needs a folder after the colon: beir:DIR (a folder with corpus.jsonl)")

@@ -21,9 +21,10 @@ PROGRESS_MIN = 1000  # show a progress bar from this many texts on
 class Embedder:
     """A sentence-embedding model: ``encode(texts) -> (n, dim)`` float32, unit length, C-contiguous.
 
-    ``backend`` runs it with PyTorch (``"torch"``) or ONNX Runtime (``"onnx"``, ``"onnx-int8"``). The model
-    id names the model alone (an index built with one backend is searchable with another); ``cache_id``
-    adds the backend, so cached vectors of different backends never mix.
+    ``backend`` runs it with PyTorch (``"torch"``), ONNX Runtime (``"onnx"``, ``"onnx-int8"``) or as the static
+    model distilled from it (``"static"``: searchkit.encoders.static). The model id names the model alone (an index
+    built with one transformer backend is searchable with another; static vectors live in a space of their own, and
+    the engine refuses to mix them); ``cache_id`` adds the backend and scheme, so cached vectors never mix.
     """
 
     def __init__(self, model: str | None = None, backend: Backend = "torch", batch_size: int = 64):
@@ -31,7 +32,7 @@ class Embedder:
             raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.model, self.model_id = load_model(model, backend=backend)
         self.backend = backend
-        scheme = getattr(self.model, "scheme", None)  # the ONNX export and quantization scheme: a new one re-embeds
+        scheme = getattr(self.model, "scheme", None)  # the ONNX or static scheme: a new one re-embeds
         self.cache_id = self.model_id if backend == "torch" else f"{self.model_id}@{backend}/{scheme}"
         self.batch_size = batch_size
         self.dim: int = int(self.model.get_embedding_dimension())

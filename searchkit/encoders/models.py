@@ -7,17 +7,36 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from searchkit.config import DATA_DIR
-from searchkit.errors import ModelNotFoundError
+from searchkit.errors import InputError, ModelNotFoundError, SearchIndexError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 LOCAL_MODELS_DIR = DATA_DIR / "models"
-Backend = Literal["torch", "onnx", "onnx-int8"]  # onnx*: searchkit.encoders.onnx, float32 / int8 weights
+Backend = Literal["torch", "onnx", "onnx-int8", "static"]  # onnx*: encoders.onnx (float32 / int8); static: encoders.static
 BACKENDS: tuple[str, ...] = get_args(Backend)
-ONNX_BACKENDS = BACKENDS[1:]
+ONNX_BACKENDS = ("onnx", "onnx-int8")
+LOCAL_BACKENDS = (*ONNX_BACKENDS, "static")  # made once from a local model folder
 DEFAULT_BACKEND: Backend = "onnx-int8"  # command line, app, benchmarks: ~7x torch's docs/s, nDCG@10 not significantly below (benchmarks/encoders.py)
+
+
+def vector_space(backend: str | None) -> str | None:
+    """Return the vector space a backend's vectors live in: "static" for the distilled model, else "transformer"."""
+    return None if backend is None else ("static" if backend == "static" else "transformer")
+
+
+def check_same_space(index_backend: str | None, query_backend: str | None, where: str = "the index") -> None:
+    """Raise SearchIndexError when index vectors and query vectors come from different spaces (static vs transformer)."""
+    a, b = vector_space(index_backend), vector_space(query_backend)
+    if a is None or b is None or a == b:
+        return
+    fix = "--backend static" if a == "static" else "--backend onnx-int8 (or torch, onnx)"
+    raise SearchIndexError(
+        f"{where} holds vectors of backend {index_backend!r} ({a} vectors) but queries are embedded with "
+        f"{query_backend!r} ({b} vectors): the two live in different vector spaces. Fix: search it with {fix}, "
+        f"or rebuild it with --backend {query_backend}"
+    )
 
 
 def _packaged_model_dir() -> Path | None:
@@ -78,17 +97,23 @@ def _not_found(name: str, tried: list[str]) -> ModelNotFoundError:
 
 
 def load_model(name: str | None = None, backend: Backend = "torch", device: str = "cpu"):
-    """Load a SentenceTransformer (an OnnxEncoder for "onnx"/"onnx-int8") for ``name``; return ``(model, model_id)``."""
+    """Load a SentenceTransformer (OnnxEncoder: "onnx"/"onnx-int8"; StaticEncoder: "static"); return ``(model, model_id)``."""
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and logs
     model_id, source, tried = _resolve(name)
     local = Path(source).is_dir()
-    if backend in ONNX_BACKENDS:  # exported once from the local folder, then run by onnxruntime
+    if backend not in BACKENDS:
+        raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend in LOCAL_BACKENDS:  # exported (or distilled) once from the local folder
         if not local:
             raise ModelNotFoundError(f"backend {backend!r} exports a local model folder, but {source!r} is a hub name: "
                                      "download the model into a folder first, or use backend='torch'")  # fmt: skip
+        if backend == "static":
+            from searchkit.encoders.static import StaticEncoder
+
+            return StaticEncoder(source, name=model_id.split("/")[-1]), model_id
         from searchkit.encoders.onnx import OnnxEncoder
 
         return OnnxEncoder(source, quantized=backend == "onnx-int8", name=model_id.split("/")[-1]), model_id

@@ -62,11 +62,11 @@ class BuiltIndex(ManifestModel):
     """What an index holds: vectors of which model, backend and dimension, compared how, in which faiss index."""
 
     model: StrictStr | None = Field(description="the embedding model's name (a string) or null")
-    backend: Literal["torch", "onnx", "onnx-int8"] | None = Field(
-        None, description="the encoder backend that made the vectors: 'torch', 'onnx', 'onnx-int8' or null"
+    backend: Literal["torch", "onnx", "onnx-int8", "static"] | None = Field(
+        None, description="the encoder backend that made the vectors: 'torch', 'onnx', 'onnx-int8', 'static' or null"
     )
     scheme: StrictStr | None = Field(
-        None, max_length=40, description="the ONNX export and quantization scheme (e.g. 'static-v3') or null"
+        None, max_length=40, description="the ONNX or static scheme (e.g. 'static-v3', 'm2v-v1-384') or null"
     )
     dim: PositiveInt = Field(description="the vector dimension, a whole number of at least 1 (e.g. 384)")
     metric: Literal["ip", "l2"] = Field(description="'ip' or 'l2'")
