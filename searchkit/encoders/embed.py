@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from searchkit.config import cache_dir
-from searchkit.encoders.models import BACKENDS, Backend, load_model
+from searchkit.encoders.model_files import model_sha256
+from searchkit.encoders.models import BACKENDS, DEFAULT_MODEL, Backend, load_model, resolve_model
 from searchkit.errors import InputError
 from searchkit.storage import save_arrays_atomic
 from searchkit.validation import check_positive_int, check_texts
@@ -23,7 +25,9 @@ class Embedder:
 
     ``backend`` runs it with PyTorch (``"torch"``) or ONNX Runtime (``"onnx"``, ``"onnx-int8"``). The model
     id names the model alone (an index built with one backend is searchable with another); ``cache_id``
-    adds the backend, so cached vectors of different backends never mix.
+    adds the backend, so cached vectors of different backends never mix, and for a model folder of your own
+    (``model=DIR``, e.g. a fine-tuned one) its content hash, so a model trained again into the same folder
+    never reuses the old model's vectors. ``model_sha256`` is that hash (None for a hub name).
     """
 
     def __init__(self, model: str | None = None, backend: Backend = "torch", batch_size: int = 64):
@@ -31,14 +35,21 @@ class Embedder:
             raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.model, self.model_id = load_model(model, backend=backend)
         self.backend = backend
+        self.source = resolve_model(model)[1]  # the folder (or hub name) the weights came from
         scheme = getattr(self.model, "scheme", None)  # the ONNX export and quantization scheme: a new one re-embeds
-        self.cache_id = self.model_id if backend == "torch" else f"{self.model_id}@{backend}/{scheme}"
+        ident = self.model_id if self.model_id == DEFAULT_MODEL else f"{self.model_id}#{(self.model_sha256 or '')[:16]}"
+        self.cache_id = ident if backend == "torch" else f"{ident}@{backend}/{scheme}"
         self.batch_size = batch_size
         self.dim: int = int(self.model.get_embedding_dimension())
         self._lock = threading.Lock()  # tokenizers are not safe to call from several threads at once
         self.max_pieces: int = int(getattr(self.model, "max_seq_length", None) or self.model.max_length)
         self._pieces = _counting_tokenizer(self.model)  # a private copy: counts without taking the model's lock
         self._pieces_lock = threading.Lock()
+
+    @cached_property
+    def model_sha256(self) -> str | None:
+        """The sha256 over the model folder's weights, config and tokenizer (None for a hub name)."""
+        return model_sha256(self.source) if Path(self.source).is_dir() else None
 
     def __repr__(self) -> str:
         return f"Embedder({self.model_id!r}, backend={self.backend!r}, dim={self.dim})"

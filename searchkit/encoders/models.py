@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from searchkit.config import DATA_DIR
+from searchkit.encoders.model_files import check_weights
 from searchkit.errors import ModelNotFoundError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -85,6 +86,8 @@ def load_model(name: str | None = None, backend: Backend = "torch", device: str 
     hf_logging.disable_progress_bar()  # no "Loading weights" bar in notebooks and logs
     model_id, source, tried = _resolve(name)
     local = Path(source).is_dir()
+    if local:
+        check_weights(source)
     if backend in ONNX_BACKENDS:  # exported once from the local folder, then run by onnxruntime
         if not local:
             raise ModelNotFoundError(f"backend {backend!r} exports a local model folder, but {source!r} is a hub name: "

@@ -67,6 +67,10 @@ def export_name(source: str | Path, name: str | None = None) -> str:
         h.update(p.read_bytes() if p.is_file() else b"-")
     for f in sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin")):
         h.update(f"{f.name}:{f.stat().st_size}".encode())
+    if (source / "searchkit.json").is_file():  # fine-tuned: same sizes as its base model, so fingerprint the content
+        from searchkit.encoders.model_files import model_sha256
+
+        h.update(model_sha256(source).encode())
     return f"{name or source.name}-{h.hexdigest()[:12]}"
 
 
