@@ -171,14 +171,14 @@ def embedding_cache_path(cache_id: str, texts: Sequence[str]) -> Path:
     return folder / f"{h.hexdigest()[:32]}.npy"
 
 
-_defaults: dict[str, Embedder] = {}
+_defaults: dict[tuple[str | None, str], Embedder] = {}
 
 
-def default_embedder(backend: Backend = "torch") -> Embedder:
-    """Return a process-wide Embedder for the default model on ``backend``, loading it on first use."""
-    if backend not in _defaults:
-        _defaults[backend] = Embedder(backend=backend)
-    return _defaults[backend]
+def default_embedder(backend: Backend = "torch", model: str | None = None) -> Embedder:
+    """Return a process-wide Embedder for ``model`` (default: all-MiniLM-L6-v2) on ``backend``, loaded on first use."""
+    if (model, backend) not in _defaults:
+        _defaults[model, backend] = Embedder(model, backend=backend)
+    return _defaults[model, backend]
 
 
 def encode(texts: Sequence[str], batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:

@@ -195,16 +195,20 @@ def make_pairs(dataset: Dataset, seed: int = 0, qids: Sequence[str] | None = Non
 
 
 def mine_negatives(pairs: Pairs, model, corpus: Sequence[str], num_negatives: int = 1, range_max: int = 50,
-                   relative_margin: float = RELATIVE_MARGIN, cache_folder: str | None = None) -> Pairs:  # fmt: skip
+                   relative_margin: float = RELATIVE_MARGIN, cache_folder: str | None = None,
+                   corpus_vectors=None) -> Pairs:  # fmt: skip
     """Return ``pairs`` with ``num_negatives`` hard negatives each, mined from ``corpus`` by ``model``.
 
     A candidate is one of the ``range_max`` texts the model ranks highest for the anchor, never a positive of the
     same anchor, and it must score at most ``1 - relative_margin`` times the positive's score: the few that score
     nearly as high are most often unjudged relevant texts (false negatives), which would teach the model to push
-    answers away. Pairs with no such candidate are dropped, as ``mine_hard_negatives`` does.
+    answers away. Pairs with no such candidate are dropped, as ``mine_hard_negatives`` does. ``corpus_vectors``
+    (the model's unit vectors of ``corpus``, e.g. from searchkit's embedding cache) saves embedding it again.
     """
     from sentence_transformers.util import mine_hard_negatives
 
+    if cache_folder and corpus_vectors is not None:
+        _seed_mining_cache(Path(cache_folder), model, list(corpus), pairs.positives, corpus_vectors)
     mined = mine_hard_negatives(
         pairs.to_hf().select_columns(["anchor", "positive"]), model, corpus=list(corpus),
         num_negatives=num_negatives, range_max=range_max, relative_margin=relative_margin,
@@ -212,3 +216,21 @@ def mine_negatives(pairs: Pairs, model, corpus: Sequence[str], num_negatives: in
     )  # fmt: skip
     negs = [[row[f"negative_{j + 1}"] for j in range(num_negatives)] for row in mined]
     return Pairs(list(mined["anchor"]), list(mined["positive"]), pairs.regime, pairs.source, negs, pairs.queries)
+
+
+def _seed_mining_cache(folder: Path, model, corpus: list[str], positives: list[str], vectors) -> None:
+    """Write ``vectors`` where ``mine_hard_negatives(cache_folder=folder)`` looks for its corpus embeddings."""
+    import hashlib
+
+    import numpy as np
+
+    from searchkit.storage import save_arrays_atomic
+
+    texts = list(dict.fromkeys(corpus + positives))  # the corpus as mine_hard_negatives de-duplicates it
+    if texts != list(dict.fromkeys(corpus)) or len(vectors) != len(corpus) or len(texts) != len(corpus):
+        return  # positives outside the corpus or repeated texts: let it embed the corpus itself
+    name = model.model_card_data.base_model or ""
+    key = hashlib.sha256(repr((name, None, None, texts)).encode()).hexdigest()
+    path = folder / f"corpus_embeddings_{key}.npy"
+    if not path.is_file():
+        save_arrays_atomic(path, np.ascontiguousarray(vectors, dtype=np.float32))

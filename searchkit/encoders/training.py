@@ -158,14 +158,15 @@ def finetune(
     data: str | Dataset, out: str | Path, *, model: str | None = None, epochs: int = 1, batch_size: int = 32,
     max_steps: int | None = None, seed: int = 0, matryoshka: bool = False, hard_negatives: int = 1,
     qids: Sequence[str] | None = None, overwrite: bool = False, learning_rate: float = LEARNING_RATE,
-    progress: bool = True,
+    max_seq_length: int | None = None, progress: bool = True,
 ) -> FinetuneResult:  # fmt: skip
     """Fine-tune ``model`` (default all-MiniLM-L6-v2) on ``data`` and save it to ``out``; return the result.
 
     ``data``: a corpus spec (``beir:DIR`` trains on its ``qrels/train.tsv``, ``pydocs`` on its judged queries,
     a folder / ``.jsonl`` / ``.csv`` on inverse-cloze and heading pairs) or a Dataset; ``qids`` limits judged
     pairs to those queries (cross-validation). ``hard_negatives`` per pair are mined by the base model (0: in-batch
-    negatives only). ``out`` is written whole or not at all; a model already there is replaced only if ``overwrite``.
+    negatives only). ``max_seq_length`` cuts training texts shorter (faster steps; the saved model reads
+    its usual length). ``out`` is written whole or not at all; a model already there is replaced only if ``overwrite``.
     """
     from searchkit.encoders.models import load_model
 
@@ -175,21 +176,28 @@ def finetune(
     dataset, spec = _dataset(data)
     pairs = make_pairs(dataset, seed=seed, qids=qids)
     st, model_id = load_model(model, backend="torch")
+    base_length = st.max_seq_length
     t0 = time.perf_counter()
     if hard_negatives:
+        from searchkit.encoders.embed import Embedder
+
         corpus = dataset.corpus.embedding_texts() if pairs.regime == "judged" else sorted(set(pairs.positives))
+        vectors = Embedder(model, backend="torch").encode_cached(corpus)  # searchkit's cache: embedded once
         mining = cache_dir() / "mining" / _model_key(model)
-        pairs = mine_negatives(pairs, st, corpus, hard_negatives, cache_folder=str(mining))
+        pairs = mine_negatives(pairs, st, corpus, hard_negatives, cache_folder=str(mining), corpus_vectors=vectors)
+    if max_seq_length is not None:
+        st.max_seq_length = check_positive_int("max_seq_length", max_seq_length, hint="word pieces, e.g. 128")
     mined_s = time.perf_counter() - t0
     with _output_folder(out) as tmp, tempfile.TemporaryDirectory(prefix="searchkit-train-") as work:
         figures = train_pairs(st, pairs, Path(work), epochs=epochs, batch_size=batch_size, max_steps=max_steps,
                               seed=seed, matryoshka=matryoshka, learning_rate=learning_rate, progress=progress)  # fmt: skip
+        st.max_seq_length = base_length
         st.save(str(tmp))
         info = {
             "format": 1, "base_model": model_id, "data": spec, "regime": pairs.regime, "pairs": len(pairs),
             "queries": pairs.queries, "hard_negatives": hard_negatives, "relative_margin": RELATIVE_MARGIN,
             "epochs": epochs, "batch_size": batch_size, "max_steps": max_steps, "steps": figures["steps"],
-            "learning_rate": learning_rate, "seed": seed,
+            "learning_rate": learning_rate, "seed": seed, "max_seq_length": max_seq_length or base_length,
             "matryoshka_dims": list(MATRYOSHKA_DIMS) if matryoshka else None, "loss": figures["loss"],
             "mining_seconds": round(mined_s, 1), "seconds": round(time.perf_counter() - t0, 1),
             "samples_per_s": round(figures["samples_per_s"], 2), "held_out": None,
