@@ -37,15 +37,18 @@ METRICS = ("ndcg@10", "recall@100", "mrr@10", "success@10")
 GOALS = {"scifact": ("ndcg@10", 0.70), "pydocs": ("success@10", 0.75), "mydocs": ("ndcg@10", None)}
 
 
-def _engine(dataset: Dataset, model: str | None) -> SearchEngine:
-    return SearchEngine.build(dataset.corpus, Embedder(model, backend="torch"), progress=True)
+BACKENDS = {"base": "torch", "tuned": "torch"}  # --base-backend, --backend
+
+
+def _engine(dataset: Dataset, model: str | None, backend: str) -> SearchEngine:
+    return SearchEngine.build(dataset.corpus, Embedder(model, backend=backend), progress=True)
 
 
 def score(dataset: Dataset, models: dict[str, str | None], hybrid: bool = False, queries=None):
     """Return the Report of dense (and hybrid RRF) search with each of ``models`` on ``dataset``'s judged queries."""
     systems = []
     for name, model in models.items():
-        engine = _engine(dataset, model)
+        engine = _engine(dataset, model, BACKENDS.get(name, BACKENDS["tuned"]))
         systems.append(System(f"dense {name}", engine, "dense"))
         if hybrid:
             systems.append(System(f"hybrid {name}", engine, "hybrid", "rrf"))
@@ -142,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seq-length", type=int, default=None, help="cut training texts to this many word pieces")
     p.add_argument("--folds", type=int, default=5, help="pydocs: cross-validation folds (default 5)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="torch", help="encoder backend of the tuned model (default torch)")
+    p.add_argument("--base-backend", default="torch", help="encoder backend of the base model (default torch)")
     a = p.parse_args(argv)
+    BACKENDS.update(base=a.base_backend, tuned=a.backend)
+    print(f"encoders: base {a.base_backend}, tuned {a.backend}; load {os.getloadavg()[0]:.1f}")
     {"scifact": run_scifact, "pydocs": run_pydocs, "mydocs": run_mydocs}[a.dataset](a)
     return 0
 

@@ -50,7 +50,7 @@ def _check_source(source: Path) -> None:
             "sentence-transformers model with a fast tokenizer (the packaged all-MiniLM-L6-v2 works)"
         )
     pooling = _read_json(source / "1_Pooling" / "config.json")
-    if pooling and not pooling.get("pooling_mode_mean_tokens"):
+    if pooling and not (pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode") == "mean"):  # old, new keys
         raise ModelNotFoundError(
             f"the model in {source} does not use mean pooling ({pooling}): the ONNX backend supports mean "
             "pooling only. Fix: use backend='torch' for this model"
