@@ -26,8 +26,8 @@ def load_engine(
     the fix: a missing or damaged index, one built with another model or dimension, or one whose ids are not
     documents (or passages) of ``corpus``. ``text_column`` and ``max_file_size`` say how to read your own
     files (searchkit.corpus.loaders); ``model`` is the embedding model (a folder, e.g. a fine-tuned one; default
-    all-MiniLM-L6-v2), and a saved index built by another model is refused. A folder of shards (``build --shards N``) loads onto the connected Ray cluster
-    (searchkit.scale.cluster). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.relevance.tuning).
+    all-MiniLM-L6-v2), and a saved index built by another model is refused. A folder of shards (``build --shards
+    N``) loads onto the connected Ray cluster (searchkit.scale.cluster). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.relevance.tuning).
     """
     from searchkit.scale.shards import ShardedIndex, is_sharded, read_shard_manifest
 
