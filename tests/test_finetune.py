@@ -213,3 +213,19 @@ def test_int8_onnx_export_of_the_tuned_model_is_close_to_torch(tuned):
     a = Embedder(str(tuned), backend="torch").encode(texts)
     b = Embedder(str(tuned), backend="onnx-int8").encode(texts)
     assert np.all(np.sum(a * b, axis=1) > 0.98)
+
+
+def test_matryoshka_wraps_the_loss_and_held_out_figures_are_recorded(tuned, tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+
+    st = SentenceTransformer(str(tuned), device="cpu")
+    wrapped = training._loss(st, matryoshka=True)
+    assert isinstance(wrapped, MatryoshkaLoss) and list(wrapped.matryoshka_dims) == [384, 256, 128, 64, 32]
+    assert isinstance(training._loss(st, matryoshka=False), MultipleNegativesRankingLoss)
+    copy = tmp_path / "copy"
+    shutil.copytree(tuned, copy)
+    info = training.record_held_out(copy, {"tiny test": {"ndcg@10": 0.5}})
+    assert json.loads((copy / "searchkit.json").read_text())["held_out"] == {"tiny test": {"ndcg@10": 0.5}} == info["held_out"]
+    with pytest.raises(InputError, match="has no searchkit.json"):
+        training.record_held_out(tmp_path, {})
