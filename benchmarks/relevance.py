@@ -2,6 +2,7 @@
 
     python benchmarks/relevance.py --dataset pydocs
     python benchmarks/relevance.py --dataset ../shared/beir/scifact --json scifact.json [--backend torch]
+    python benchmarks/relevance.py --dataset ../shared/beir/scifact --model DIR   # a fine-tuned model (finetune)
 
 Prints nDCG@10, Recall@100 and MRR@10 with 95% bootstrap CIs (queries resampled) and the mean latency
 per query (queries answered ``--batch-size`` at a time after a warm-up call, so ms_per_query includes
@@ -40,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32, help="queries per engine call (default 32)")
     p.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help=f"encoder (default {DEFAULT_BACKEND})")
+    p.add_argument("--model", default=None, help="embedding model folder, e.g. from finetune (default all-MiniLM-L6-v2)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the fusion grid (default 5)")
     a = p.parse_args(argv)
 
     ds = load_pydocs() if a.dataset == "pydocs" else load_beir(a.dataset)
     t0 = time.perf_counter()
-    emb = default_embedder(a.backend)
+    emb = default_embedder(a.backend, a.model)
     engine = SearchEngine.build(ds.corpus, emb)
     app = copy.copy(engine)
     app_fusion = fusion_for("pydocs" if a.dataset == "pydocs" else f"beir:{a.dataset}")

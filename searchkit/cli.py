@@ -1,4 +1,4 @@
-"""The command line: ``python -m searchkit search|build|serve|tune-fusion``."""
+"""The command line: ``python -m searchkit search|build|serve|tune-fusion|finetune``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from searchkit.encoders.training_cli import add_finetune_parser
 from searchkit.errors import InputError, SearchkitError
 
 
@@ -28,7 +29,7 @@ def _engine(args: argparse.Namespace):
     from searchkit.engine import SearchEngine
     from searchkit.relevance.tuning import apply_fusion, fusion_for
 
-    engine = SearchEngine.build(_corpus(args), Embedder(backend=args.backend), progress=None)
+    engine = SearchEngine.build(_corpus(args), Embedder(args.model, backend=args.backend), progress=None)
     apply_fusion(engine, fusion_for(args.corpus))
     return engine
 
@@ -118,7 +119,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     choose = _budget(args)  # bad flags fail before the corpus loads
     corpus = _corpus(args)
-    embedder = Embedder(backend=args.backend)
+    embedder = Embedder(args.model, backend=args.backend)
     report = build_corpus_index(corpus, args.out, embedder, args.factory, choose)
     print(f"saved {report.passages} vectors ({report.factory}, {embedder.model_id}, {args.backend}) to {args.out}: {report}")
     return 0
@@ -129,7 +130,7 @@ def _build_shards(args: argparse.Namespace) -> int:
     from searchkit.encoders.embed import Embedder
     from searchkit.scale.shards import build_shards
 
-    corpus, embedder = _corpus(args), Embedder(backend=args.backend)
+    corpus, embedder = _corpus(args), Embedder(args.model, backend=args.backend)
     xb = embedder.encode_cached(corpus.embedding_texts(), progress=None)
     factory = args.factory or "Flat"
     build_shards(corpus.ids, xb, args.shards, args.out, factory, embedder.model_id, backend=embedder.backend)
@@ -161,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend,
                              text_column=args.text_column, max_file_size=_max_file_size(args),
-                             follow_links=args.follow_links)  # fails fast; fmt: skip
+                             follow_links=args.follow_links, model=args.model)  # fails fast; fmt: skip
         set_compute_threads(args.threads, engine.embedder)  # after the build: embedding a corpus uses every core
         built = engine.index.backend
         note = f", index vectors from {built}" if built and built != args.backend else ""
@@ -207,7 +208,7 @@ def cmd_tune_fusion(args: argparse.Namespace) -> int:
     from searchkit.relevance.tuning import save_fusion, tune_fusion
 
     ds = load_dataset(args.corpus)
-    engine = SearchEngine.build(ds.corpus, Embedder(backend=args.backend), progress=None)
+    engine = SearchEngine.build(ds.corpus, Embedder(args.model, backend=args.backend), progress=None)
     res = tune_fusion(engine, ds, folds=args.folds, seed=args.seed)
     print(f"{ds.name}: {len(res.qids)} judged queries, {args.folds}-fold cross-validation, encoder {args.backend}")
     print(res.fold_table(), res.table(), sep="\n\n")
@@ -223,6 +224,8 @@ def cmd_tune_fusion(args: argparse.Namespace) -> int:
 def _backend(p: argparse.ArgumentParser) -> None:
     from searchkit.encoders.models import BACKENDS, DEFAULT_BACKEND
 
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="embedding model: a folder (e.g. from finetune) or a name (default: all-MiniLM-L6-v2)")  # fmt: skip
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
                    help=f"query/document encoder: {', '.join(BACKENDS)} (default: {DEFAULT_BACKEND}, fastest at equal nDCG@10)")  # fmt: skip
 
@@ -250,6 +253,9 @@ def _experiment_options(v: argparse.ArgumentParser) -> None:
                    help="keep the events file under MB megabytes by pruning the oldest impressions (default: no bound)")
 
 
+CORPUS_HELP = "'pydocs' (built in), 'beir:DIR', a folder of text files, a .jsonl or a .csv (default: pydocs)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m searchkit``."""
     from searchkit.serving.cache import DEFAULT_RESULTS
@@ -258,8 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("search", help="search a corpus from the command line")
     s.add_argument("query", nargs="+", help="one or more queries")
-    corpus_help = "'pydocs' (built in), 'beir:DIR', a folder of text files, a .jsonl or a .csv (default: pydocs)"
-    s.add_argument("--corpus", default="pydocs", help=corpus_help)
+    s.add_argument("--corpus", default="pydocs", help=CORPUS_HELP)
     _file_options(s)
     s.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     s.add_argument("--mode", default="dense", help="dense, bm25 or hybrid (default: dense)")
@@ -267,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend(s)
     s.set_defaults(func=cmd_search)
     b = sub.add_parser("build", help="build an index for a corpus and save it to a folder")
-    b.add_argument("--corpus", default="pydocs", help=corpus_help)
+    b.add_argument("--corpus", default="pydocs", help=CORPUS_HELP)
     b.add_argument("--out", required=True, help="folder to save the index in (replaced atomically)")
     b.add_argument("--factory", default=None, help="faiss index factory string (default: Flat, or chosen by a budget)")
     b.add_argument("--max-memory", default=None, help="memory budget for the index, e.g. 512MB or 2GB: choose the index")
@@ -279,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     _backend(b)
     b.set_defaults(func=cmd_build)
     v = sub.add_parser("serve", help="serve the search API over HTTP (FastAPI + uvicorn)")
-    v.add_argument("--corpus", default="pydocs", help=corpus_help)
+    v.add_argument("--corpus", default="pydocs", help=CORPUS_HELP)
     v.add_argument("--index", default=None, help="folder saved by 'build' (default: build the index in memory)")
     v.add_argument("--factory", default="Flat", help="faiss factory when building in memory (default: Flat)")
     v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -298,12 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_options(v)
     v.set_defaults(func=cmd_serve)
     t = sub.add_parser("tune-fusion", help="choose hybrid fusion and weights from judged queries (cross-validated)")
-    t.add_argument("--corpus", default="pydocs", help=corpus_help + "; needs judged queries")
+    t.add_argument("--corpus", default="pydocs", help=CORPUS_HELP + "; needs judged queries")
     t.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     t.add_argument("--seed", type=int, default=0, help="seed of the fold split (default: 0)")
     t.add_argument("--out", default=None, help="write the chosen config here (pydocs ships data/pydocs/fusion.json)")
     _backend(t)
     t.set_defaults(func=cmd_tune_fusion)
+    add_finetune_parser(sub)  # its flags and command live in searchkit.encoders.training_cli
     return p
 
 

@@ -17,7 +17,7 @@ from searchkit.relevance.tuning import apply_fusion, fusion_for
 def load_engine(
     corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
     progress: bool | None = None, backend: Backend = DEFAULT_BACKEND, text_column: str = "text",
-    max_file_size: int | None = None, follow_links: bool = False,
+    max_file_size: int | None = None, follow_links: bool = False, model: str | None = None,
 ) -> SearchEngine:  # fmt: skip
     """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.
 
@@ -25,8 +25,10 @@ def load_engine(
     served as it is (``/health`` says so under ``backend``). Checks come first and fail with one line naming
     the fix: a missing or damaged index, one built with another model or dimension, or one whose ids are not
     documents (or passages) of ``corpus``. ``text_column``, ``max_file_size`` and ``follow_links`` say how to
-    read your own files (searchkit.corpus.loaders). A folder of shards (``build --shards N``) loads onto the connected Ray cluster
-    (searchkit.scale.cluster). Hybrid mode uses the corpus's fusion (tuned for pydocs: searchkit.relevance.tuning).
+    read your own files (searchkit.corpus.loaders); ``model`` is the embedding model (a folder, e.g. a fine-tuned
+    one; default all-MiniLM-L6-v2), and a saved index built by another model is refused. A folder of shards (``build
+    --shards N``) loads onto the connected Ray cluster (searchkit.scale.cluster). Hybrid mode uses the corpus's fusion
+    (tuned for pydocs: searchkit.relevance.tuning).
     """
     from searchkit.scale.shards import ShardedIndex, is_sharded, read_shard_manifest
 
@@ -34,13 +36,15 @@ def load_engine(
     if index_dir is not None:  # a missing or unreadable index fails before the model loads
         read_shard_manifest(index_dir) if sharded else read_manifest(index_dir)
     docs = load_dataset(corpus, text_column, max_file_size, follow_links).corpus
-    embedder = default_embedder(backend)
+    embedder = default_embedder(backend, model)
     if index_dir is None:
         engine = SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
         apply_fusion(engine, fusion_for(corpus))
         return engine
-    loader = ShardedIndex.load if sharded else VectorIndex.load
-    index = loader(index_dir, model_id=embedder.model_id, dim=embedder.dim)
+    if sharded:
+        index = ShardedIndex.load(index_dir, model_id=embedder.model_id, dim=embedder.dim)
+    else:
+        index = VectorIndex.load(index_dir, embedder.model_id, embedder.dim, model_sha256=embedder.model_sha256)
     passages = passages_for(docs, embedder)
     known = set(passages.ids) if passages else docs
     unknown = [d for d in index.doc_ids() if d not in known]

@@ -89,6 +89,7 @@ class Dataset:
     corpus: Corpus
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    split: str | None = None  # the BEIR split the judgments come from ("test", "train"), when known
 
     def judged_queries(self) -> dict[str, str]:
         """Return only the queries that have at least one relevant document."""
@@ -108,7 +109,8 @@ class Dataset:
             [c.ids[i] for i in rows], [c.titles[i] for i in rows], [c.texts[i] for i in rows],
             None if c.passages is None else [c.passages[i] for i in rows],
         )  # fmt: skip
-        return Dataset(f"{self.name}-subset", corpus, {q: self.queries[q] for q in qids}, {q: self.qrels[q] for q in qids})
+        queries, qrels = {q: self.queries[q] for q in qids}, {q: self.qrels[q] for q in qids}
+        return Dataset(f"{self.name}-subset", corpus, queries, qrels, self.split)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ def load_beir(path: str | Path, split: str = "test") -> Dataset:
         texts.append(r.get("text") or "")
     qrels = read_qrels(needed[2])
     queries = {q: t for q, t in read_queries(needed[1]).items() if q in qrels}
-    return Dataset(root.name, Corpus(ids, titles, texts), queries, qrels)
+    return Dataset(root.name, Corpus(ids, titles, texts), queries, qrels, split)
 
 
 # md5 of the archives the BEIR authors publish (from their dataset table).
@@ -249,4 +251,4 @@ def concatenate_documents(dataset: Dataset, per_doc: int = 6, seed: int = 0, kee
         for d, g in docs.items():
             if d in home:
                 qrels.setdefault(q, {})[home[d]] = max(g, qrels.get(q, {}).get(home[d], g))
-    return Dataset(f"{dataset.name}-x{per_doc}", corpus, dataset.queries, qrels)
+    return Dataset(f"{dataset.name}-x{per_doc}", corpus, dataset.queries, qrels, dataset.split)

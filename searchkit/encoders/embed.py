@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from searchkit.config import cache_dir
-from searchkit.encoders.models import BACKENDS, Backend, load_model
+from searchkit.encoders.model_files import model_sha256
+from searchkit.encoders.models import BACKENDS, DEFAULT_MODEL, Backend, load_model, resolve_model
 from searchkit.errors import InputError
 from searchkit.storage import save_arrays_atomic
 from searchkit.validation import check_positive_int, check_texts
@@ -24,7 +26,9 @@ class Embedder:
     ``backend`` runs it with PyTorch (``"torch"``), ONNX Runtime (``"onnx"``, ``"onnx-int8"``) or as the static
     model distilled from it (``"static"``: searchkit.encoders.static). The model id names the model alone (an index
     built with one transformer backend is searchable with another; static vectors live in a space of their own, and
-    the engine refuses to mix them); ``cache_id`` adds the backend and scheme, so cached vectors never mix.
+    the engine refuses to mix them); ``cache_id`` adds the backend and scheme, so cached vectors never mix, and for a
+    model folder of your own (``model=DIR``, e.g. a fine-tuned one) its content hash, so a model trained again into
+    the same folder never reuses the old model's vectors. ``model_sha256`` is that hash (None for a hub name).
     """
 
     def __init__(self, model: str | None = None, backend: Backend = "torch", batch_size: int = 64):
@@ -32,14 +36,21 @@ class Embedder:
             raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         self.model, self.model_id = load_model(model, backend=backend)
         self.backend = backend
+        self.source = resolve_model(model)[1]  # the folder (or hub name) the weights came from
         scheme = getattr(self.model, "scheme", None)  # the ONNX or static scheme: a new one re-embeds
-        self.cache_id = self.model_id if backend == "torch" else f"{self.model_id}@{backend}/{scheme}"
+        ident = self.model_id if self.model_id == DEFAULT_MODEL else f"{self.model_id}#{(self.model_sha256 or '')[:16]}"
+        self.cache_id = ident if backend == "torch" else f"{ident}@{backend}/{scheme}"
         self.batch_size = batch_size
         self.dim: int = int(self.model.get_embedding_dimension())
         self._lock = threading.Lock()  # tokenizers are not safe to call from several threads at once
         self.max_pieces: int = int(getattr(self.model, "max_seq_length", None) or self.model.max_length)
         self._pieces = _counting_tokenizer(self.model)  # a private copy: counts without taking the model's lock
         self._pieces_lock = threading.Lock()
+
+    @cached_property
+    def model_sha256(self) -> str | None:
+        """The sha256 over the model folder's weights, config and tokenizer (None for a hub name)."""
+        return model_sha256(self.source) if Path(self.source).is_dir() else None
 
     def __repr__(self) -> str:
         return f"Embedder({self.model_id!r}, backend={self.backend!r}, dim={self.dim})"
@@ -161,14 +172,14 @@ def embedding_cache_path(cache_id: str, texts: Sequence[str]) -> Path:
     return folder / f"{h.hexdigest()[:32]}.npy"
 
 
-_defaults: dict[str, Embedder] = {}
+_defaults: dict[tuple[str | None, str], Embedder] = {}
 
 
-def default_embedder(backend: Backend = "torch") -> Embedder:
-    """Return a process-wide Embedder for the default model on ``backend``, loading it on first use."""
-    if backend not in _defaults:
-        _defaults[backend] = Embedder(backend=backend)
-    return _defaults[backend]
+def default_embedder(backend: Backend = "torch", model: str | None = None) -> Embedder:
+    """Return a process-wide Embedder for ``model`` (default: all-MiniLM-L6-v2) on ``backend``, loaded on first use."""
+    if (model, backend) not in _defaults:
+        _defaults[model, backend] = Embedder(model, backend=backend)
+    return _defaults[model, backend]
 
 
 def encode(texts: Sequence[str], batch_size: int | None = None, progress: bool | None = None) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from searchkit.config import DATA_DIR
+from searchkit.encoders.model_files import check_weights
 from searchkit.errors import InputError, ModelNotFoundError, SearchIndexError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -106,6 +107,8 @@ def load_model(name: str | None = None, backend: Backend = "torch", device: str 
     local = Path(source).is_dir()
     if backend not in BACKENDS:
         raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if local:
+        check_weights(source)
     if backend in LOCAL_BACKENDS:  # exported (or distilled) once from the local folder
         if not local:
             raise ModelNotFoundError(f"backend {backend!r} exports a local model folder, but {source!r} is a hub name: "

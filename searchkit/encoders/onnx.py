@@ -50,7 +50,7 @@ def _check_source(source: Path) -> None:
             "sentence-transformers model with a fast tokenizer (the packaged all-MiniLM-L6-v2 works)"
         )
     pooling = _read_json(source / "1_Pooling" / "config.json")
-    if pooling and not pooling.get("pooling_mode_mean_tokens"):
+    if pooling and not (pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode") == "mean"):  # old, new keys
         raise ModelNotFoundError(
             f"the model in {source} does not use mean pooling ({pooling}): the ONNX backend supports mean "
             "pooling only. Fix: use backend='torch' for this model"
@@ -67,6 +67,10 @@ def export_name(source: str | Path, name: str | None = None) -> str:
         h.update(p.read_bytes() if p.is_file() else b"-")
     for f in sorted(source.glob("*.safetensors")) + sorted(source.glob("*.bin")):
         h.update(f"{f.name}:{f.stat().st_size}".encode())
+    if (source / "searchkit.json").is_file():  # fine-tuned: same sizes as its base model, so fingerprint the content
+        from searchkit.encoders.model_files import model_sha256
+
+        h.update(model_sha256(source).encode())
     return f"{name or source.name}-{h.hexdigest()[:12]}"
 
 

@@ -46,7 +46,7 @@ def save_index(vi: VectorIndex, folder: str | Path, sources: dict | None = None)
     src_sha = sha256(src_blob) if src_blob is not None else None
     src_file = f"sources-{src_sha[:16]}.json" if src_sha else None
     manifest = IndexManifest(
-        format=FORMAT_VERSION, model=vi.model_id, backend=vi.backend, scheme=vi.scheme, dim=vi.dim, metric=vi.metric,
+        format=FORMAT_VERSION, model=vi.model_id, model_sha256=getattr(vi, "model_sha256", None), backend=vi.backend, scheme=vi.scheme, dim=vi.dim, metric=vi.metric,
         factory=vi.factory, count=len(vi), faiss_version=faiss.__version__, index_file=index_file,
         index_sha256=index_sha, ids_file=ids_file, ids_sha256=ids_sha, ef_search=vi.ef_search, nprobe=vi.nprobe,
         sources_file=src_file, sources_sha256=src_sha,
@@ -73,15 +73,27 @@ class SavedIndex:
     read_only: bool
 
 
-def load_index(folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False) -> SavedIndex:
+def load_index(
+    folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False,
+    model_sha256: str | None = None,
+) -> SavedIndex:  # fmt: skip
     """Read an index folder written by :func:`save_index`, verifying checksums and (if given) the model and dimension.
+
+    The model is the same when both content hashes are known and equal (a folder may move); otherwise, its name.
 
     ``mmap=True`` maps the index file read-only instead of reading it into memory (for indexes larger
     than RAM, or shared between processes); such an index can be searched but not changed.
     """
     folder = Path(folder)
     m = read_manifest(folder)
-    if model_id is not None and m.model != model_id:
+    hashes = model_sha256 is not None and m.model_sha256 is not None  # an older manifest has no hash: names decide
+    if hashes and m.model_sha256 != model_sha256:
+        raise SearchIndexError(
+            f"index in {folder} was built with model {m.model!r} (sha256 {m.model_sha256[:12]}…), not with "
+            f"{model_id!r} (sha256 {model_sha256[:12]}…): rebuild it with this model (python -m searchkit build "
+            "--model ...) or load the model it was built with"
+        )
+    if not hashes and model_id is not None and m.model != model_id:
         raise SearchIndexError(
             f"index in {folder} was built with model {m.model!r}, not {model_id!r}: "
             "rebuild it with this model (python -m searchkit build) or load the matching model"

@@ -52,7 +52,7 @@ def _previous(folder: Path, embedder: Embedder, factory: str | None) -> VectorIn
     if not (folder / MANIFEST).is_file():
         return None
     try:
-        old = VectorIndex.load(folder, model_id=embedder.model_id, dim=embedder.dim)
+        old = VectorIndex.load(folder, embedder.model_id, embedder.dim, model_sha256=getattr(embedder, "model_sha256", None))
     except SearchIndexError:
         return None  # another model, or damaged: build from scratch (the save replaces it atomically)
     if old.sources is None or old.backend != getattr(embedder, "backend", None):
@@ -93,6 +93,7 @@ def build_corpus_index(
         index = _fresh(passages, embedder, factory, choose, progress)
         index.backend = getattr(embedder, "backend", None)
         index.scheme = getattr(getattr(embedder, "model", None), "scheme", None)
+        index.model_sha256 = getattr(embedder, "model_sha256", None)
         index.save(folder, sources)
         return BuildReport(len(corpus), 0, 0, len(index), index.factory, True)
     before = old.sources or {}
@@ -106,6 +107,7 @@ def build_corpus_index(
     js = [j for j, row in enumerate(passages.rows) if row in todo]
     if js:
         old.add([passages.ids[j] for j in js], embedder.encode([passages.texts[j] for j in js], progress=progress))
+    old.model_sha256 = getattr(embedder, "model_sha256", None)  # same model (checked on load): record its hash
     old.save(folder, sources)
     return BuildReport(len(changed), len(corpus) - len(changed), len(gone), len(old), old.factory, False)
 

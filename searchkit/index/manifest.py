@@ -62,6 +62,9 @@ class BuiltIndex(ManifestModel):
     """What an index holds: vectors of which model, backend and dimension, compared how, in which faiss index."""
 
     model: StrictStr | None = Field(description="the embedding model's name (a string) or null")
+    model_sha256: Sha256 | None = Field(
+        None, description="null or the sha256 over the model folder's weights, config and tokenizer (64 hex digits)"
+    )
     backend: Literal["torch", "onnx", "onnx-int8", "static"] | None = Field(
         None, description="the encoder backend that made the vectors: 'torch', 'onnx', 'onnx-int8', 'static' or null"
     )

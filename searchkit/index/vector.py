@@ -389,12 +389,12 @@ class VectorIndex:
         return self
 
     @classmethod
-    def load(
-        cls, folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False
-    ) -> VectorIndex:
+    def load(cls, folder: str | Path, model_id: str | None = None, dim: int | None = None, mmap: bool = False,
+             model_sha256: str | None = None) -> VectorIndex:  # fmt: skip
         """Load an index saved by :meth:`save`, verifying checksums and (if given) the model and dimension."""
-        saved = load_index(folder, model_id, dim, mmap)
+        saved = load_index(folder, model_id, dim, mmap, model_sha256)
         m = saved.manifest
         self = cls.from_faiss(saved.index, saved.ids, m.factory, m.metric, m.model, m.ef_search, m.nprobe)
         self.backend, self.scheme, self.sources, self.read_only = m.backend, m.scheme, saved.sources, saved.read_only
+        self.model_sha256 = m.model_sha256  # the model folder's content hash (None: not recorded)
         return self
