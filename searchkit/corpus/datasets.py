@@ -77,6 +77,7 @@ class Dataset:
     corpus: Corpus
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    split: str | None = None  # which judgments these are (BEIR: "train", "dev", "test"); None: not from a split
 
     def judged_queries(self) -> dict[str, str]:
         """Return only the queries that have at least one relevant document."""
@@ -96,7 +97,8 @@ class Dataset:
             [c.ids[i] for i in rows], [c.titles[i] for i in rows], [c.texts[i] for i in rows],
             None if c.passages is None else [c.passages[i] for i in rows],
         )  # fmt: skip
-        return Dataset(f"{self.name}-subset", corpus, {q: self.queries[q] for q in qids}, {q: self.qrels[q] for q in qids})
+        return Dataset(f"{self.name}-subset", corpus, {q: self.queries[q] for q in qids}, {q: self.qrels[q] for q in qids},
+                       split=self.split)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ def load_beir(path: str | Path, split: str = "test") -> Dataset:
         texts.append(r.get("text") or "")
     qrels = read_qrels(needed[2])
     queries = {q: t for q, t in read_queries(needed[1]).items() if q in qrels}
-    return Dataset(root.name, Corpus(ids, titles, texts), queries, qrels)
+    return Dataset(root.name, Corpus(ids, titles, texts), queries, qrels, split=split)
 
 
 # md5 of the archives the BEIR authors publish (from their dataset table).
