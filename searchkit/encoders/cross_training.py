@@ -86,7 +86,7 @@ def train_cross_encoder(
     dataset: Dataset, out: str | Path, *, epochs: int, batch_size: int, max_steps: int | None, seed: int,
     progress: bool = True,
 ) -> dict:  # fmt: skip
-    """Train a cross-encoder on ``dataset``'s judged pairs with mined hard negatives; save it to ``out``; return its info."""
+    """Train a cross-encoder on the judged pairs of ``dataset`` and mined negatives; save it to ``out``; return info."""
     path = _check_args(out, epochs, batch_size, max_steps, seed)
     pairs = training_pairs(dataset)
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
