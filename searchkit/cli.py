@@ -8,6 +8,8 @@ import sys
 
 from searchkit.errors import InputError, SearchkitError
 
+DEFAULT_RERANK_DEPTH = 50  # hits the cross-encoder re-orders when --reranker is given without --rerank-depth
+
 
 def _max_file_size(args: argparse.Namespace) -> int | None:
     from searchkit.corpus.loaders import parse_size
@@ -37,6 +39,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     """Answer each QUERY (one model load for all of them)."""
     _check_search_args(args)  # before the model loads: a typo should not cost seconds
     engine = _engine(args)
+    if args.reranker is not None:
+        from searchkit.relevance.rerank import Reranker
+
+        engine.reranker = Reranker(args.reranker)
+        engine.defaults = engine.defaults.with_(rerank_depth=args.rerank_depth)
     for query, hits in zip(args.query, engine.search_many(args.query, args.k, args.mode)):
         if args.json:
             print(json.dumps({"query": query, "results": [h.to_dict() for h in hits]}, ensure_ascii=False))
@@ -54,6 +61,16 @@ def _check_search_args(args: argparse.Namespace) -> None:
     for i, q in enumerate(args.query, 1):
         if not q.strip():
             raise InputError(f"query {i} is {q!r}: give some words to search for, e.g. \"delete a folder\"")
+    _check_rerank_args(args)
+
+
+def _check_rerank_args(args: argparse.Namespace) -> None:
+    """Check ``--reranker`` and ``--rerank-depth`` (default 50 with a re-ranker) before any model loads."""
+    from searchkit.startup import check_rerank_options
+
+    if args.reranker is not None and args.rerank_depth is None:
+        args.rerank_depth = DEFAULT_RERANK_DEPTH
+    check_rerank_options(args.reranker, args.rerank_depth)
 
 
 def _budget(args: argparse.Namespace):
@@ -125,6 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from searchkit.validation import check_positive_int
 
     experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
+    _check_rerank_args(args)
     check_positive_int("--result-cache", args.result_cache, minimum=0, hint="answers kept; 0 turns the result cache off")
     ray_cluster = None
     if args.index is not None and is_sharded(args.index):  # shards live on Ray: a local cluster, or --ray ADDRESS
@@ -135,7 +153,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"--ray {args.ray}: only an index built with --shards runs on Ray; leave out --ray")
     try:
         engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend,
-                             text_column=args.text_column, max_file_size=_max_file_size(args))  # fails fast; fmt: skip
+                             text_column=args.text_column, max_file_size=_max_file_size(args),
+                             reranker=args.reranker, rerank_depth=args.rerank_depth)  # fails fast; fmt: skip
         set_compute_threads(args.threads, engine.embedder)  # after the build: embedding a corpus uses every core
         built = engine.index.backend
         note = f", index vectors from {built}" if built and built != args.backend else ""
@@ -196,6 +215,14 @@ def _backend(p: argparse.ArgumentParser) -> None:
                    help=f"query/document encoder: {', '.join(BACKENDS)} (default: {DEFAULT_BACKEND}, fastest at equal nDCG@10)")  # fmt: skip
 
 
+def _rerank_options(p: argparse.ArgumentParser) -> None:
+    """Add ``--reranker DIR`` and ``--rerank-depth N``."""
+    p.add_argument("--reranker", default=None, metavar="DIR",
+                   help="re-order the first hits with this cross-encoder folder (finetune --cross-encoder)")
+    p.add_argument("--rerank-depth", type=int, default=None, metavar="N",
+                   help=f"hits the cross-encoder re-orders per query (default with --reranker: {DEFAULT_RERANK_DEPTH})")
+
+
 def _file_options(p: argparse.ArgumentParser) -> None:
     """Add the options that say how to read your own files."""
     p.add_argument("--text-column", default="text", help="the CSV column holding the text (default: text)")
@@ -217,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="dense", help="dense, bm25 or hybrid (default: dense)")
     s.add_argument("--json", action="store_true", help="print one JSON object per query, one per line")
     _backend(s)
+    _rerank_options(s)
     s.set_defaults(func=cmd_search)
     b = sub.add_parser("build", help="build an index for a corpus and save it to a folder")
     b.add_argument("--corpus", default="pydocs", help=corpus_help)
@@ -253,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interleave: every result list mixes both arms; split: each session sees one arm "
                    "(default: interleave)")
     v.add_argument("--events", default=None, metavar="PATH", help="SQLite file for impressions and clicks")
+    _rerank_options(v)
     v.set_defaults(func=cmd_serve)
     t = sub.add_parser("tune-fusion", help="choose hybrid fusion and weights from judged queries (cross-validated)")
     t.add_argument("--corpus", default="pydocs", help=corpus_help + "; needs judged queries")

@@ -1,10 +1,12 @@
 """Train a cross-encoder re-ranker from the packaged all-MiniLM-L6-v2 weights on a dataset's training judgments.
 
-Each judged (query, document) pair is a positive; hard negatives are mined with the packaged bi-encoder
-(``sentence_transformers.util.mine_hard_negatives``): the documents it ranks highest for the query that are
-not judged relevant, skipping any that score within ``MARGIN`` (relative) of the positive, since those are too
-often relevant documents nobody judged. sentence-transformers' ``CrossEncoderTrainer`` fits a one-logit head
-with ``BinaryCrossEntropyLoss``. The output folder is a normal ``CrossEncoder`` folder (load it with
+Each judged (query, document) pair is a positive; hard negatives are mined with BM25
+(:mod:`searchkit.relevance.lexical`, seconds on a CPU where embedding the corpus to mine with the bi-encoder takes
+minutes): the documents it ranks highest for the query that are not judged relevant, skipping any that score
+above the best positive or within ``MARGIN`` (relative) below it, since those are too often relevant documents
+nobody judged (the margin rule of ``sentence_transformers.util.mine_hard_negatives``). sentence-transformers'
+``CrossEncoderTrainer`` fits a one-logit head with ``BinaryCrossEntropyLoss``. The output folder is a normal
+``CrossEncoder`` folder (load it with
 :class:`searchkit.relevance.rerank.Reranker`) plus ``searchkit.json``; it appears whole or not at all.
 """
 
@@ -15,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from searchkit.corpus.datasets import Dataset
 from searchkit.encoders.models import DEFAULT_MODEL, resolve_model
 from searchkit.errors import DatasetError, InputError
@@ -24,12 +28,12 @@ from searchkit.validation import check_positive_int
 MAX_LENGTH = 256  # word pieces of query + document read together (SciFact abstracts mostly fit)
 NEGATIVES = 4  # hard negatives mined per judged pair
 MARGIN = 0.05  # relative margin: a candidate within 5% of the positive's score is not used as a negative
-RANGE_MAX = 50  # negatives come from the bi-encoder's top 50: what a re-ranker at depth 50 sees
+RANGE_MAX = 50  # negatives come from BM25's top 50: what a re-ranker at depth 50 sees
 INFO_FILE = "searchkit.json"
 
 
-def training_pairs(dataset: Dataset) -> list[tuple[str, str]]:
-    """Return the judged ``(query, document text)`` pairs of ``dataset`` (grade > 0); refuse test judgments."""
+def training_pairs(dataset: Dataset) -> dict[str, list[str]]:
+    """Return ``{query_id: [relevant doc ids]}`` of ``dataset``'s judged queries (grade > 0); refuse test judgments."""
     if not isinstance(dataset, Dataset):
         raise InputError(f"give a searchkit Dataset with training judgments, got {type(dataset).__name__}")
     if getattr(dataset, "split", None) == "test":
@@ -37,14 +41,10 @@ def training_pairs(dataset: Dataset) -> list[tuple[str, str]]:
             f"{dataset.name} holds test judgments (split='test'): train on the training split, e.g. "
             "load_beir(path, split='train'), and keep the test queries for measuring"
         )
-    c = dataset.corpus
-    texts = dict(zip(c.ids, (f"{t} {x}".strip() for t, x in zip(c.titles, c.texts))))
-    pairs = [
-        (dataset.queries[q], texts[d])
-        for q in sorted(dataset.judged_queries())
-        for d, grade in sorted(dataset.qrels[q].items())
-        if grade > 0 and d in texts
-    ]
+    known = set(dataset.corpus.ids)
+    judged = {q: sorted(d for d, g in dataset.qrels[q].items() if g > 0 and d in known)
+              for q in dataset.judged_queries()}  # fmt: skip
+    pairs = {q: docs for q, docs in sorted(judged.items()) if docs}
     if not pairs:
         raise DatasetError(
             f"{dataset.name} has no judged training queries (a query with a relevant document in the corpus): "
@@ -53,19 +53,26 @@ def training_pairs(dataset: Dataset) -> list[tuple[str, str]]:
     return pairs
 
 
-def _mined(pairs: list[tuple[str, str]], corpus: list[str], source: str, progress: bool):
-    """Return a ``datasets.Dataset`` of (query, text, label): the pairs as 1, mined hard negatives as 0."""
+def mine_pairs(dataset: Dataset, pairs: dict[str, list[str]]):
+    """Return a ``datasets.Dataset`` of (query, text, label): judged pairs as 1, BM25 hard negatives as 0."""
     from datasets import Dataset as HFDataset
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.util import mine_hard_negatives
 
-    bi = SentenceTransformer(source, device="cpu")
-    data = HFDataset.from_dict({"query": [q for q, _ in pairs], "text": [t for _, t in pairs]})
-    return mine_hard_negatives(
-        data, bi, corpus=corpus, range_max=min(RANGE_MAX, len(corpus) - 1), relative_margin=MARGIN,
-        num_negatives=NEGATIVES, sampling_strategy="top", output_format="labeled-pair", batch_size=64,
-        verbose=progress,
-    )  # fmt: skip
+    from searchkit.relevance.lexical import BM25
+
+    c = dataset.corpus
+    texts = [f"{t} {x}".strip() for t, x in zip(c.titles, c.texts)]
+    bm25 = BM25(c.ids, texts)
+    rows: dict[str, list] = {"query": [], "text": [], "label": []}
+    for q, docs in pairs.items():
+        s = bm25.scores(dataset.queries[q])
+        limit = (1 - MARGIN) * max(float(s[c.row(d)]) for d in docs)
+        top = np.argsort(-s, kind="stable")[:RANGE_MAX]
+        negs = [i for i in top if c.ids[i] not in docs and 0 < s[i] < limit][: NEGATIVES * len(docs)]
+        for i, label in [(c.row(d), 1.0) for d in docs] + [(int(i), 0.0) for i in negs]:
+            rows["query"].append(dataset.queries[q])
+            rows["text"].append(texts[i])
+            rows["label"].append(label)
+    return HFDataset.from_dict(rows)
 
 
 def _check_args(out: str | Path, epochs: int, batch_size: int, max_steps: int | None, seed: int) -> Path:
@@ -84,10 +91,11 @@ def _check_args(out: str | Path, epochs: int, batch_size: int, max_steps: int | 
 
 def train_cross_encoder(
     dataset: Dataset, out: str | Path, *, epochs: int, batch_size: int, max_steps: int | None, seed: int,
-    progress: bool = True,
+    progress: bool = True, max_length: int = MAX_LENGTH,
 ) -> dict:  # fmt: skip
     """Train a cross-encoder on the judged pairs of ``dataset`` and mined negatives; save it to ``out``; return info."""
     path = _check_args(out, epochs, batch_size, max_steps, seed)
+    check_positive_int("max_length", max_length, minimum=16, maximum=512, hint="word pieces of query + document")
     pairs = training_pairs(dataset)
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
@@ -97,10 +105,9 @@ def train_cross_encoder(
     t0 = time.perf_counter()
     hf_logging.set_verbosity_error()  # not the "newly initialized classifier" warning: the head is what we train
     _, source = resolve_model(DEFAULT_MODEL)
-    c = dataset.corpus
-    train = _mined(pairs, [f"{t} {x}".strip() for t, x in zip(c.titles, c.texts)], source, progress)
+    train = mine_pairs(dataset, pairs)
     set_seed(seed)
-    model = CrossEncoder(source, num_labels=1, max_length=MAX_LENGTH, device="cpu")
+    model = CrossEncoder(source, num_labels=1, max_length=max_length, device="cpu")
     import torch
 
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(NEGATIVES)))
@@ -115,8 +122,8 @@ def train_cross_encoder(
     labels = train["label"]
     info = {
         "kind": "cross-encoder", "base": DEFAULT_MODEL, "data": dataset.name, "split": getattr(dataset, "split", None),
-        "pairs": len(pairs), "negatives": int(len(labels) - sum(labels)), "steps": int(result.global_step),
-        "epochs": epochs, "batch_size": batch_size, "max_steps": max_steps, "seed": seed, "max_length": MAX_LENGTH,
+        "queries": len(pairs), "pairs": int(sum(labels)), "negatives": int(len(labels) - sum(labels)),
+        "steps": int(result.global_step), "epochs": epochs, "batch_size": batch_size, "max_steps": max_steps, "seed": seed, "max_length": max_length,
         "loss": round(float(result.training_loss), 4), "seconds": 0.0,
     }  # fmt: skip
     with atomic_folder(path) as tmp:
