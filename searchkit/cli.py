@@ -208,19 +208,23 @@ def cmd_tune_fusion(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backend(p: argparse.ArgumentParser) -> None:
+def _backend(p: argparse.ArgumentParser, rerank: bool = False) -> None:
+    """Add ``--backend`` (and, with ``rerank``, ``--reranker`` and ``--rerank-depth``)."""
+    if rerank:
+        _rerank_options(p)
     from searchkit.encoders.models import BACKENDS, DEFAULT_BACKEND
 
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
                    help=f"query/document encoder: {', '.join(BACKENDS)} (default: {DEFAULT_BACKEND}, fastest at equal nDCG@10)")  # fmt: skip
 
 
-def _rerank_options(p: argparse.ArgumentParser) -> None:
-    """Add ``--reranker DIR`` and ``--rerank-depth N``."""
-    p.add_argument("--reranker", default=None, metavar="DIR",
-                   help="re-order the first hits with this cross-encoder folder (finetune --cross-encoder)")
-    p.add_argument("--rerank-depth", type=int, default=None, metavar="N",
-                   help=f"hits the cross-encoder re-orders per query (default with --reranker: {DEFAULT_RERANK_DEPTH})")
+def _rerank_options(*parsers: argparse.ArgumentParser) -> None:
+    """Add ``--reranker DIR`` and ``--rerank-depth N`` to each of ``parsers``."""
+    for p in parsers:
+        p.add_argument("--reranker", default=None, metavar="DIR",
+                       help="re-order the first hits with this cross-encoder folder (finetune --cross-encoder)")
+        p.add_argument("--rerank-depth", type=int, default=None, metavar="N",
+                       help=f"hits the cross-encoder re-orders per query (default with --reranker: {DEFAULT_RERANK_DEPTH})")
 
 
 def _file_options(p: argparse.ArgumentParser) -> None:
@@ -243,8 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     s.add_argument("--mode", default="dense", help="dense, bm25 or hybrid (default: dense)")
     s.add_argument("--json", action="store_true", help="print one JSON object per query, one per line")
-    _backend(s)
-    _rerank_options(s)
+    _backend(s, rerank=True)
     s.set_defaults(func=cmd_search)
     b = sub.add_parser("build", help="build an index for a corpus and save it to a folder")
     b.add_argument("--corpus", default="pydocs", help=corpus_help)
@@ -274,14 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="sharded index: use the Ray cluster at HOST:PORT ('auto': the one on this machine) "
                         "instead of starting a local one")  # fmt: skip
-    _backend(v)
+    _backend(v, rerank=True)
     v.add_argument("--experiment", default=None, metavar="A=MODE[:FUSION],B=MODE[:FUSION]",
                    help="run an online experiment between two arms, e.g. control=bm25,treatment=hybrid:rrf")
     v.add_argument("--experiment-design", default=None, choices=("interleave", "split"),
                    help="interleave: every result list mixes both arms; split: each session sees one arm "
                    "(default: interleave)")
     v.add_argument("--events", default=None, metavar="PATH", help="SQLite file for impressions and clicks")
-    _rerank_options(v)
     v.set_defaults(func=cmd_serve)
     t = sub.add_parser("tune-fusion", help="choose hybrid fusion and weights from judged queries (cross-validated)")
     t.add_argument("--corpus", default="pydocs", help=corpus_help + "; needs judged queries")
