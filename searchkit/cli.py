@@ -9,6 +9,8 @@ import sys
 from searchkit.encoders.training_cli import add_finetune_parser
 from searchkit.errors import InputError, SearchkitError
 
+DEFAULT_RERANK_DEPTH = 50  # hits the cross-encoder re-orders when --reranker is given without --rerank-depth
+
 
 def _max_file_size(args: argparse.Namespace) -> int | None:
     from searchkit.corpus.loaders import parse_size
@@ -37,6 +39,11 @@ def _engine(args: argparse.Namespace):
 def cmd_search(args: argparse.Namespace) -> int:
     """Answer each QUERY (one model load for all of them)."""
     engine = _engine(args)
+    if args.reranker is not None:
+        from searchkit.relevance.rerank import Reranker
+
+        engine.reranker = Reranker(args.reranker)
+        engine.defaults = engine.defaults.with_(rerank_depth=args.rerank_depth)
     for query, hits in zip(args.query, engine.search_many(args.query, args.k, args.mode)):
         if args.json:
             print(json.dumps({"query": query, "results": [h.to_dict() for h in hits]}, ensure_ascii=False))
@@ -80,6 +87,17 @@ def check_flags(args: argparse.Namespace) -> None:
     for flag in ("max_memory", "max_file_size"):
         if given(flag) is not None:
             parse_size(args.__dict__[flag], f"--{flag.replace('_', '-')}")
+    if hasattr(args, "reranker"):
+        _check_rerank_args(args)
+
+
+def _check_rerank_args(args: argparse.Namespace) -> None:
+    """Check ``--reranker`` and ``--rerank-depth`` (default 50 with a re-ranker) before any model loads."""
+    from searchkit.startup import check_rerank_options
+
+    if args.reranker is not None and args.rerank_depth is None:
+        args.rerank_depth = DEFAULT_RERANK_DEPTH
+    check_rerank_options(args.reranker, args.rerank_depth)
 
 
 def _budget(args: argparse.Namespace):
@@ -151,6 +169,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from searchkit.validation import check_positive_int
 
     experiment = _experiment(args)  # a bad arm spec or events file fails before the model loads
+    _check_rerank_args(args)
     check_positive_int("--result-cache", args.result_cache, minimum=0, hint="answers kept; 0 turns the result cache off")
     ray_cluster = None
     if args.index is not None and is_sharded(args.index):  # shards live on Ray: a local cluster, or --ray ADDRESS
@@ -162,7 +181,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         engine = load_engine(args.corpus, index_dir=args.index, factory=args.factory, backend=args.backend,
                              text_column=args.text_column, max_file_size=_max_file_size(args),
-                             follow_links=args.follow_links, model=args.model)  # fails fast; fmt: skip
+                             follow_links=args.follow_links, model=args.model,
+                             reranker=args.reranker, rerank_depth=args.rerank_depth)  # fails fast; fmt: skip
         set_compute_threads(args.threads, engine.embedder)  # after the build: embedding a corpus uses every core
         built = engine.index.backend
         note = f", index vectors from {built}" if built and built != args.backend else ""
@@ -221,13 +241,25 @@ def cmd_tune_fusion(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backend(p: argparse.ArgumentParser) -> None:
+def _backend(p: argparse.ArgumentParser, rerank: bool = False) -> None:
+    """Add ``--backend`` (and, with ``rerank``, ``--reranker`` and ``--rerank-depth``)."""
+    if rerank:
+        _rerank_options(p)
     from searchkit.encoders.models import BACKENDS, DEFAULT_BACKEND
 
     p.add_argument("--model", default=None, metavar="DIR",
                    help="embedding model: a folder (e.g. from finetune) or a name (default: all-MiniLM-L6-v2)")  # fmt: skip
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
                    help=f"query/document encoder: {', '.join(BACKENDS)} (default: {DEFAULT_BACKEND}, fastest at equal nDCG@10)")  # fmt: skip
+
+
+def _rerank_options(*parsers: argparse.ArgumentParser) -> None:
+    """Add ``--reranker DIR`` and ``--rerank-depth N`` to each of ``parsers``."""
+    for p in parsers:
+        p.add_argument("--reranker", default=None, metavar="DIR",
+                       help="re-order the first hits with this cross-encoder folder (finetune --cross-encoder)")
+        p.add_argument("--rerank-depth", type=int, default=None, metavar="N",
+                       help=f"hits the cross-encoder re-orders per query (default with --reranker: {DEFAULT_RERANK_DEPTH})")
 
 
 def _file_options(p: argparse.ArgumentParser) -> None:
@@ -269,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=int, default=10, help="results per query (default: 10)")
     s.add_argument("--mode", default="dense", help="dense, bm25 or hybrid (default: dense)")
     s.add_argument("--json", action="store_true", help="print one JSON object per query, one per line")
-    _backend(s)
+    _backend(s, rerank=True)
     s.set_defaults(func=cmd_search)
     b = sub.add_parser("build", help="build an index for a corpus and save it to a folder")
     b.add_argument("--corpus", default="pydocs", help=CORPUS_HELP)
@@ -299,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="sharded index: use the Ray cluster at HOST:PORT ('auto': the one on this machine) "
                         "instead of starting a local one")  # fmt: skip
-    _backend(v)
+    _backend(v, rerank=True)
     _experiment_options(v)
     v.set_defaults(func=cmd_serve)
     t = sub.add_parser("tune-fusion", help="choose hybrid fusion and weights from judged queries (cross-validated)")

@@ -24,6 +24,7 @@ from searchkit.relevance.lexical import BM25
 from searchkit.validation import check_positive_int, check_queries, normalize_query
 
 if TYPE_CHECKING:
+    from searchkit.relevance.rerank import Reranker
     from searchkit.serving.cache import QueryCache, ResultCache
 
 Mode = Literal["dense", "bm25", "hybrid"]
@@ -49,6 +50,7 @@ class SearchSettings:
     hybrid_depth: int = 100  # hybrid: fuse the top hybrid_depth of each list
     nprobe: int | None = None  # IVF cells visited (None: the index's own setting)
     ef_search: int | None = None  # HNSW candidate list size (None: the index's own setting)
+    rerank_depth: int | None = None  # re-order the first rerank_depth hits with the engine's cross-encoder; None: off
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -62,6 +64,7 @@ class SearchSettings:
         if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, (int, np.integer)) or self.rrf_k < 0:
             raise InputError(f"rrf_k must be an integer >= 0 (60 is usual), got {self.rrf_k!r}")
         check_positive_int("hybrid_depth", self.hybrid_depth)
+        check_positive_int("rerank_depth", self.rerank_depth, none_ok=True, hint="hits re-ordered, e.g. 50; None: off")
 
     def with_(self, mode: Mode | None = None, fusion: Fusion | None = None, **changes) -> SearchSettings:
         """Return a copy with ``mode`` and ``fusion`` replaced where given (None keeps this one's) and other ``changes``."""
@@ -115,16 +118,18 @@ class Hit:
 
 @dataclass(frozen=True)
 class StageTimings:
-    """Where the time of one call went, in milliseconds: query embedding (or cache lookup), search, whole call."""
+    """Where the time of one call went, in milliseconds: query embedding (or cache lookup), search, re-ranking
+    (0 when off), whole call."""
 
     embed_ms: float
     search_ms: float
     total_ms: float
+    rerank_ms: float = 0.0
 
     def as_dict(self, digits: int = 3) -> dict[str, float]:
-        """Return ``{"embed", "search", "total"}`` in ms, rounded to ``digits`` decimals."""
+        """Return ``{"embed", "search", "rerank", "total"}`` in ms, rounded to ``digits`` decimals."""
         return {"embed": round(self.embed_ms, digits), "search": round(self.search_ms, digits),
-                "total": round(self.total_ms, digits)}  # fmt: skip
+                "rerank": round(self.rerank_ms, digits), "total": round(self.total_ms, digits)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -143,11 +148,11 @@ class EngineResult:
 
 
 class SearchEngine:
-    """Answer text queries over a corpus with dense vectors, BM25, or both."""
+    """Answer text queries over a corpus with dense vectors, BM25, or both (and a cross-encoder re-ranking them)."""
 
     def __init__(
         self, corpus: Corpus, embedder: Embedder, index: Index, bm25: BM25 | None = None,
-        passages: Passages | None = None,
+        passages: Passages | None = None, reranker: Reranker | None = None,
     ):  # fmt: skip
         if index.model_id not in (None, embedder.model_id):
             raise SearchIndexError(
@@ -157,6 +162,7 @@ class SearchEngine:
         check_same_space(getattr(index, "backend", None), getattr(embedder, "backend", None))
         self.corpus, self.embedder, self.index, self.bm25 = corpus, embedder, index, bm25
         self.passages = passages  # long documents split for the encoder (the index holds passages); None: one vector each
+        self.reranker = reranker  # second stage for SearchSettings(rerank_depth=...) (searchkit.relevance.rerank)
         self.cache: QueryCache | None = None  # query-embedding cache (searchkit.serving.cache), set by the app
         self.results: ResultCache | None = None  # whole answers of repeated queries (searchkit.serving.cache), set by the app
         self.defaults = SearchSettings()  # what a call without settings uses (load_engine: the corpus's tuned fusion)
@@ -232,6 +238,11 @@ class SearchEngine:
         check_positive_int("k", k)
         if s.mode != "dense" and self.bm25 is None:
             raise InputError(_NO_BM25[s.mode])
+        if s.rerank_depth is not None and self.reranker is None:
+            raise InputError(
+                f"rerank_depth={s.rerank_depth} needs a re-ranker: give the engine one (SearchEngine(..., "
+                "reranker=Reranker(DIR)), or --reranker DIR), or leave rerank_depth at None"
+            )
         keys = [self.result_key(q, k, s, prefix) for q in queries] if self.results is not None else []
         if keys:
             found = [self.results.get(key) for key in keys]  # type: ignore[union-attr]
@@ -240,16 +251,18 @@ class SearchEngine:
                 no_encoder = [s.mode != "bm25"] * len(queries)  # ``cached``: no encoder call (BM25 never has one)
                 return EngineResult(found, StageTimings(0.0, total, total), no_encoder, result_cached=True)  # type: ignore[arg-type]
         cached, embed_ms, failed = [False] * len(queries), 0.0, []
+        n = max(k, s.rerank_depth or 0)  # the re-ranker sees its whole depth, whatever k
         if s.mode == "bm25":
-            hits = [self._hits(self.bm25.search(q, k, mask=self._mask(prefix))) for q in queries]  # type: ignore[union-attr]
+            hits = [self._hits(self.bm25.search(q, n, mask=self._mask(prefix))) for q in queries]  # type: ignore[union-attr]
         else:
             xq, cached, embed_ms = self.encode_queries(queries)
-            hits = self._dense(xq, k, s, prefix, failed) if s.mode == "dense" else self._hybrid(queries, xq, k, s, prefix, failed)
+            hits = self._dense(xq, n, s, prefix, failed) if s.mode == "dense" else self._hybrid(queries, xq, n, s, prefix, failed)
+        hits, rerank_ms = self._rerank(queries, hits, k, s.rerank_depth)
         if keys and not failed:  # a partial answer (a shard down) is never kept
             for key, row in zip(keys, hits):
                 self.results.put(key, row)  # type: ignore[union-attr]
         total = (time.perf_counter() - t0) * 1000
-        timings = StageTimings(embed_ms, max(total - embed_ms, 0.0), total)
+        timings = StageTimings(embed_ms, max(total - embed_ms - rerank_ms, 0.0), total, rerank_ms)
         return EngineResult(hits, timings, cached, partial=bool(failed), failed_shards=tuple(sorted(set(failed))))
 
     def result_key(self, query: str, k: int, settings: SearchSettings, prefix: str | None) -> tuple:
@@ -261,7 +274,19 @@ class SearchEngine:
         """
         index = self.index
         state = (getattr(index, "version", id(index)), getattr(index, "nprobe", None), getattr(index, "ef_search", None))
-        return (query, k, settings, prefix, self.embedder.cache_id, *state, id(self.bm25), id(self.corpus))
+        others = (id(self.bm25), id(self.corpus), id(self.reranker))
+        return (query, k, settings, prefix, self.embedder.cache_id, *state, *others)
+
+    def _rerank(
+        self, queries: list[str], hits: list[list[Hit]], k: int, depth: int | None
+    ) -> tuple[list[list[Hit]], float]:
+        """Re-order the first ``depth`` hits of each query with the cross-encoder; return the top ``k`` and ms spent."""
+        if depth is None:
+            return hits, 0.0
+        t0 = time.perf_counter()
+        rerank = self.reranker.rerank_head  # type: ignore[union-attr]
+        out = [rerank(q, row, depth)[:k] for q, row in zip(queries, hits)]
+        return out, (time.perf_counter() - t0) * 1000
 
     def encode_queries(self, queries: list[str]) -> tuple[np.ndarray, list[bool], float]:
         """Embed ``queries`` reusing ``self.cache``; return ``(n, dim)`` float32, cache flags, and ms spent."""

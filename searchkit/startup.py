@@ -7,17 +7,20 @@ from searchkit.corpus.loaders import load_dataset
 from searchkit.encoders.embed import default_embedder
 from searchkit.encoders.models import DEFAULT_BACKEND, Backend
 from searchkit.engine import SearchEngine
-from searchkit.errors import SearchIndexError
+from searchkit.errors import InputError, SearchIndexError
 from searchkit.index.manifest import read_manifest
 from searchkit.index.vector import VectorIndex
 from searchkit.relevance.lexical import BM25
+from searchkit.relevance.rerank import Reranker, check_cross_encoder_dir
 from searchkit.relevance.tuning import apply_fusion, fusion_for
+from searchkit.validation import check_positive_int
 
 
 def load_engine(
     corpus: str = "pydocs", index_dir: str | None = None, factory: str = "Flat", bm25: bool = True,
     progress: bool | None = None, backend: Backend = DEFAULT_BACKEND, text_column: str = "text",
     max_file_size: int | None = None, follow_links: bool = False, model: str | None = None,
+    reranker: str | None = None, rerank_depth: int | None = None,
 ) -> SearchEngine:  # fmt: skip
     """Return an engine for ``corpus``: with ``index_dir``, load that saved index, checked; else build one.
 
@@ -29,18 +32,19 @@ def load_engine(
     one; default all-MiniLM-L6-v2), and a saved index built by another model is refused. A folder of shards (``build
     --shards N``) loads onto the connected Ray cluster (searchkit.scale.cluster). Hybrid mode uses the corpus's fusion
     (tuned for pydocs: searchkit.relevance.tuning).
+    ``reranker`` (a cross-encoder folder) becomes the engine's second stage; ``rerank_depth`` its default depth.
     """
     from searchkit.scale.shards import ShardedIndex, is_sharded, read_shard_manifest
 
     sharded = index_dir is not None and is_sharded(index_dir)  # shards: on the Ray cluster this process is connected to
     if index_dir is not None:  # a missing or unreadable index fails before the model loads
         read_shard_manifest(index_dir) if sharded else read_manifest(index_dir)
+    check_rerank_options(reranker, rerank_depth)  # so does a missing or damaged cross-encoder folder
     docs = load_dataset(corpus, text_column, max_file_size, follow_links).corpus
     embedder = default_embedder(backend, model)
     if index_dir is None:
         engine = SearchEngine.build(docs, embedder, factory=factory, bm25=bm25, progress=progress)
-        apply_fusion(engine, fusion_for(corpus))
-        return engine
+        return _finish(engine, corpus, reranker, rerank_depth)
     if sharded:
         index = ShardedIndex.load(index_dir, model_id=embedder.model_id, dim=embedder.dim)
     else:
@@ -55,5 +59,22 @@ def load_engine(
             f"python -m searchkit build --corpus {corpus} --out {index_dir}"
         )
     engine = SearchEngine(docs, embedder, index, BM25(docs.ids, docs.full_texts()) if bm25 else None, passages)
+    return _finish(engine, corpus, reranker, rerank_depth)
+
+
+def check_rerank_options(reranker: str | None, rerank_depth: int | None) -> None:
+    """Raise a SearchkitError for a bad ``--rerank-depth`` or a missing or damaged ``--reranker`` folder."""
+    check_positive_int("--rerank-depth", rerank_depth, none_ok=True, hint="hits re-ordered per query, e.g. 50")
+    if rerank_depth is not None and reranker is None:
+        raise InputError(f"--rerank-depth {rerank_depth} needs --reranker DIR: the cross-encoder folder to re-rank with")
+    if reranker is not None:
+        check_cross_encoder_dir(reranker)
+
+
+def _finish(engine: SearchEngine, corpus: str, reranker: str | None, rerank_depth: int | None) -> SearchEngine:
+    """Give ``engine`` the corpus's tuned fusion and the cross-encoder (re-ranking ``rerank_depth`` hits by default)."""
     apply_fusion(engine, fusion_for(corpus))
+    if reranker is not None:
+        engine.reranker = Reranker(reranker)
+        engine.defaults = engine.defaults.with_(rerank_depth=rerank_depth)
     return engine

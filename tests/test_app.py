@@ -39,7 +39,7 @@ def test_post_search_returns_results_timings_and_cache_flag(client):
     out = r.json()
     assert "shutil.rmtree" in [h["id"] for h in out["results"]]
     assert len(out["results"]) == 3 and set(out["results"][0]) == {"id", "score", "title", "text"}
-    assert set(out["timings_ms"]) == {"embed", "search", "total"}
+    assert set(out["timings_ms"]) == {"embed", "search", "rerank", "total"}
     assert out["timings_ms"]["total"] >= out["timings_ms"]["embed"] >= 0
     r2 = client.post("/search", json={**body, "query": "  how do I delete a folder   with everything in it"})
     assert r2.status_code == 200, r2.text
@@ -84,7 +84,7 @@ def test_batch_answers_in_order(client):
     assert r.status_code == 200, r.text
     out = r.json()
     assert [row[0]["id"] for row in out["results"]] == ["csv.reader", "time.sleep"]
-    assert len(out["cached"]) == 2 and set(out["timings_ms"]) == {"embed", "search", "total"}
+    assert len(out["cached"]) == 2 and set(out["timings_ms"]) == {"embed", "search", "rerank", "total"}
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -25,7 +25,7 @@ def test_typing_a_query_searches_and_renders(engine):
     box.query.value = "remove a directory and everything in it"  # what pressing Enter does
     assert len(box.results) == 3
     assert "shutil.rmtree" in [r["id"] for r in box.results]
-    assert set(box.timings_ms) == {"embed", "search", "total"}
+    assert set(box.timings_ms) == {"embed", "search", "rerank", "total"}
     assert "shutil.rmtree" in box.html.value and "ms" in box.html.value and "<ol>" in box.html.value
 
 

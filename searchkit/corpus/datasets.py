@@ -89,7 +89,7 @@ class Dataset:
     corpus: Corpus
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
-    split: str | None = None  # the BEIR split the judgments come from ("test", "train"), when known
+    split: str | None = None  # which judgments these are (BEIR: "train", "dev", "test"); None: not from a split
 
     def judged_queries(self) -> dict[str, str]:
         """Return only the queries that have at least one relevant document."""

@@ -92,11 +92,16 @@ class _Service:
         self.cache.close()
 
     def search(self, queries: list[str], top_k: int, mode: str, prefix: str | None,
-               fusion: str | None = None) -> EngineResult:  # fmt: skip
-        """Answer ``queries`` by ``mode`` (and ``fusion``; else the engine's), or raise :class:`NotReadyError`."""
+               fusion: str | None = None, rerank: int | None = None) -> EngineResult:  # fmt: skip
+        """Answer ``queries`` by ``mode`` (``fusion``, ``rerank`` depth: else the engine's) or raise NotReadyError."""
         if self.engine is None:
             raise NotReadyError(self.error or "the index is still loading: retry in a few seconds")
         settings = self.engine.defaults.with_(mode=mode, fusion=fusion)  # type: ignore[arg-type]
+        if rerank is not None:
+            if rerank and self.engine.reranker is None:
+                raise InputError(f"rerank is {rerank} but this server has no re-ranker: start it with --reranker DIR, "
+                                 "or leave out rerank")  # fmt: skip
+            settings = settings.with_(rerank_depth=rerank or None)
         use_compute_threads()  # requests run in worker threads: give this one the process's faiss thread count
         return self.engine.search_timed(queries, top_k, prefix=prefix, settings=settings)
 
@@ -113,6 +118,7 @@ class _Service:
         body.index = {"factory": eng.index.factory, "metric": eng.index.metric, "vectors": len(eng.index),
                       "bm25": eng.bm25 is not None}  # fmt: skip
         body.modes = eng.modes()
+        body.reranker = None if eng.reranker is None else eng.reranker.name
         query, built = eng.embedder.backend, eng.index.backend  # a saved index may come from another backend
         body.backend = {"query": query, "index": built, "mixed": built is not None and built != query}
         if self.batcher is not None:
@@ -207,9 +213,10 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
         """Return the ``top_k`` best documents for ``query`` (while an experiment runs: its arms decide the mode)."""
         if experiment is not None and records_impressions(request, cors_origins):  # GET, HEAD: plain answers
             return experiment_search(experiment, service.search, req, request, _hit)
-        res = service.search([req.query], req.top_k, req.mode, req.prefix)
+        res = service.search([req.query], req.top_k, req.mode, req.prefix, rerank=req.rerank)
         return JSONResponse({
-            "query": req.query, "mode": req.mode, "results": [_hit(h, req.snippet) for h in res.hits[0]],
+            "query": req.query, "mode": req.mode, "rerank": _depth(service, req.rerank),
+            "results": [_hit(h, req.snippet) for h in res.hits[0]],
             "timings_ms": res.timings.as_dict(), "cached": bool(res.cached[0]), "result_cached": res.result_cached,
             **_partial(res),
         })  # fmt: skip  (built directly: the response model documents it, re-validating it costs time)
@@ -230,12 +237,20 @@ def _add_search_routes(app: FastAPI, service: _Service, max_body_bytes: int, exp
     @app.post("/search/batch", response_model=BatchResponse, responses=err, summary="Search with many queries")
     def search_batch(req: BatchRequest) -> JSONResponse:
         """Answer up to 64 queries with one encoder call; results come in the order of ``queries``."""
-        res = service.search(req.queries, req.top_k, req.mode, req.prefix)
+        res = service.search(req.queries, req.top_k, req.mode, req.prefix, rerank=req.rerank)
         return JSONResponse({
-            "mode": req.mode, "results": [[_hit(h, req.snippet) for h in row] for row in res.hits],
+            "mode": req.mode, "rerank": _depth(service, req.rerank),
+            "results": [[_hit(h, req.snippet) for h in row] for row in res.hits],
             "timings_ms": res.timings.as_dict(), "cached": [bool(c) for c in res.cached],
             "result_cached": res.result_cached, **_partial(res),
         })  # fmt: skip
+
+
+def _depth(service: _Service, rerank: int | None) -> int | None:
+    """Return the re-rank depth a request got: its own ``rerank`` (0: none), else the engine's default."""
+    if rerank is not None:
+        return rerank or None
+    return service.engine.defaults.rerank_depth if service.engine is not None else None
 
 
 def _partial(res: EngineResult) -> dict:

@@ -23,6 +23,9 @@ MAX_BATCH = 64  # queries per POST /search/batch
 MAX_PREFIX_CHARS = 200
 
 
+MAX_RERANK_DEPTH = 100  # hits one request may have the cross-encoder read (each costs a model pass)
+
+
 _TOP_K_PATTERN = "^(100|[1-9][0-9]?)$"  # GET top_k: ASCII digits only (no sign, leading zero, _, space, other scripts)
 
 
@@ -71,7 +74,18 @@ def _check_prefix(v: str | None) -> str | None:
     return v  # a lone surrogate matches no id (ids follow the text rule): an empty answer, as documented
 
 
-_FIELD_CHECKS = {"top_k": _check_top_k, "mode": _check_mode, "prefix": _check_prefix}  # fields every request has
+def _check_rerank(v: int | None) -> int | None:
+    if v is not None and not 0 <= v <= MAX_RERANK_DEPTH:
+        shown = str(v) if abs(v) < 10**20 else f"a number with {len(str(abs(v)))} digits"
+        raise PydanticCustomError(
+            "rerank_range", "rerank is {v}: give a depth from 1 to {limit} (hits re-ordered by the cross-encoder), "
+            "or 0 for none", {"v": shown, "limit": MAX_RERANK_DEPTH},
+        )  # fmt: skip
+    return v
+
+
+_FIELD_CHECKS = {"top_k": _check_top_k, "mode": _check_mode, "prefix": _check_prefix,
+                 "rerank": _check_rerank}  # fields every request has; fmt: skip
 
 
 _QUERY_DOC = f"the text to search for: 1 to {MAX_QUERY_CHARS} characters, not only whitespace"
@@ -81,6 +95,10 @@ _TOPK_DOC = f"how many results to return, 1 to {MAX_TOP_K}"
 
 
 _SNIPPET_DOC = "send at most this many characters of each result's text (0: none, only id, score, title); default: all"
+
+
+_RERANK_DOC = (f"re-order the first this many hits with the server's cross-encoder, 1 to {MAX_RERANK_DEPTH}; 0: not; "
+               "default: the server's --rerank-depth (none)")
 
 
 _PREFIX_DOC = "keep only documents whose id starts with this, e.g. 'os.path.' (a module of the Python docs)"
@@ -94,6 +112,8 @@ class _Common(BaseModel):
                       json_schema_extra={"enum": list(MODES)})  # fmt: skip
     prefix: str | None = Field(None, description=_PREFIX_DOC, json_schema_extra={"maxLength": MAX_PREFIX_CHARS})
     snippet: int | None = Field(None, description=_SNIPPET_DOC, json_schema_extra={"minimum": 0})
+    rerank: int | None = Field(None, description=_RERANK_DOC,
+                               json_schema_extra={"minimum": 0, "maximum": MAX_RERANK_DEPTH})  # fmt: skip
 
     @field_validator("snippet")
     @classmethod
@@ -102,7 +122,7 @@ class _Common(BaseModel):
             raise PydanticCustomError("snippet_negative", "snippet is {v}: give 0 or more characters (0: no text)", {"v": v})
         return v
 
-    @field_validator("top_k", "mode", "prefix")
+    @field_validator("top_k", "mode", "prefix", "rerank")
     @classmethod
     def _checked(cls, v: object, info: ValidationInfo) -> object:
         return _FIELD_CHECKS[info.field_name](v)
@@ -173,10 +193,11 @@ class HitOut(BaseModel):
 
 
 class Timings(BaseModel):
-    """Where the time went, in milliseconds: query embedding (or cache lookup), index search, whole request."""
+    """Where the time went, in milliseconds: query embedding (or cache lookup), index search, re-ranking, the whole."""
 
     embed: float
     search: float
+    rerank: float = Field(0.0, description="the cross-encoder's second stage (0 when the hits were not re-ranked)")
     total: float
 
 
@@ -185,6 +206,7 @@ class SearchResponse(BaseModel):
 
     query: str = Field(description="the query as searched (normalized)")
     mode: str
+    rerank: int | None = Field(None, description="how many hits the cross-encoder re-ordered (null: none)")
     results: list[HitOut]
     timings_ms: Timings
     cached: bool = Field(description="true when the query vector came from the cache (no encoder call)")
@@ -199,6 +221,7 @@ class BatchResponse(BaseModel):
     """The answers to a batch, in the order of the queries."""
 
     mode: str
+    rerank: int | None = Field(None, description="hits of each answer the cross-encoder re-ordered (null: none)")
     results: list[list[HitOut]]
     timings_ms: Timings
     cached: list[bool]
@@ -220,6 +243,7 @@ class Health(BaseModel):
     cache: dict[str, Any] | None = None
     encoder: dict[str, Any] | None = Field(None, description="model calls and texts encoded (calls < texts: batching)")
     backend: dict[str, Any] | None = Field(None, description="encoder backend of the queries and of the index vectors")
+    reranker: str | None = Field(None, description="the cross-encoder requests can re-rank with (rerank: depth)")
     shards: list[dict[str, Any]] | None = Field(None, description="a sharded index's shards: {id, node, state}")
     error: str | None = None
 
