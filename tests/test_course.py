@@ -15,6 +15,7 @@ from tools.course import (
     notebook_paths,
     relink,
     render_slides,
+    solution_stub,
     stated_minutes,
     tag_slides,
     time_notebooks,
@@ -85,7 +86,7 @@ def test_learner_copies_empty_solutions_and_outputs(tmp_path):
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
                 if "solution" in cell.metadata.get("tags", []):
-                    assert cell.source == SOLUTION_STUB
+                    assert cell.source.startswith("# Your solution here: define ") and cell.source.count("\n") == 1, cell.source
 
 
 def test_learner_copy_runs_up_to_the_first_exercise(tmp_path):
@@ -123,6 +124,15 @@ def test_slides_render_for_every_notebook_and_load_reveal_from_beside_them(tmp_p
             assert (tmp_path / name).is_file(), f"{path.name} loads {name}, which render_slides did not copy"
         web = re.findall(r"(?:src=|href=|\[\s*|,\s*)\"(https://\S*(?:reveal|require|jquery)\S*)\"", html)
         assert not web, f"{path.name} still loads {web} from the web"
+
+
+def test_a_solution_stub_names_what_the_check_reads():
+    assert solution_stub("import numpy as np\n\ndef my_dcg(grades):\n    return 0") == (
+        "# Your solution here: define my_dcg(grades), then run the check cell below.\n"
+    )
+    assert solution_stub("my_nlist = 8192") == "# Your solution here: define my_nlist, then run the check cell below.\n"
+    assert solution_stub("class LRU:\n    pass") == "# Your solution here: define LRU, then run the check cell below.\n"
+    assert solution_stub("print(1)") == solution_stub("not python (") == SOLUTION_STUB
 
 
 def test_learner_copies_never_overwrite_the_learners_work(tmp_path):

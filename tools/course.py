@@ -9,6 +9,7 @@ runs the notebooks at full size, in order, and prints their minutes beside what 
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import re
@@ -59,6 +60,20 @@ def moved(nb, src: Path, dest: Path):
     return nb
 
 
+def solution_stub(solution: str) -> str:
+    """Return what a learner copy puts in place of ``solution``: a comment naming what the check cell reads."""
+    try:
+        body = ast.parse(solution).body
+    except SyntaxError:
+        return SOLUTION_STUB
+    names = [f"{n.name}({', '.join(a.arg for a in n.args.args)})" if isinstance(n, ast.FunctionDef) else n.name
+             for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]  # fmt: skip
+    names += [t.id for n in body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
+    if not names:
+        return SOLUTION_STUB
+    return f"# Your solution here: define {' and '.join(names)}, then run the check cell below.\n"
+
+
 def learner_copy(nb, src: Path = NOTEBOOKS, dest: Path = NOTEBOOKS):
     """Return a copy of notebook ``nb`` with solution cells emptied, outputs cleared and links fixed for ``dest``."""
     nb = moved(nb, src, dest)
@@ -66,7 +81,7 @@ def learner_copy(nb, src: Path = NOTEBOOKS, dest: Path = NOTEBOOKS):
         if cell.cell_type != "code":
             continue
         if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
-            cell.source = SOLUTION_STUB
+            cell.source = solution_stub(cell.source)
         cell.outputs = []
         cell.execution_count = None
     return nb
