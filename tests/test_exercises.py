@@ -190,6 +190,7 @@ def test_an_answer_the_check_cannot_grade_is_one_line_too():
 def test_an_error_in_the_learners_code_shows_their_code_not_the_check():
     shown = _shown("def my_dcg(grades):\n    return grades[7]\ncheck_dcg(my_dcg)")
     assert "IndexError" in shown and "return grades[7]" in shown, shown
+    assert "(the check called my_dcg([2, 0, 1]))" in shown, shown
     for checker in ("np.log2", "exponential", "_call", "check(*args", "want ="):
         assert checker not in shown, (checker, shown)
 

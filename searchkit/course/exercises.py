@@ -32,6 +32,8 @@ def _call(fn, *args):
     try:
         return fn(*args)
     except Exception as e:  # noqa: BLE001 - handed back to the learner unchanged by _grader
+        if hasattr(e, "add_note"):  # Python 3.11+: the traceback ends with the call that failed
+            e.add_note(f"(the check called {getattr(fn, '__name__', 'your answer')}({', '.join(map(repr, args))[:200]}))")
         raise _Raised(e) from None
 
 
