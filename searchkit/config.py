@@ -17,7 +17,7 @@ def cache_dir() -> Path:
 
 
 def quick() -> bool:
-    """True when ``SEARCHKIT_QUICK=1`` (set by the test suite): notebooks and benchmarks shrink N."""
+    """True when ``SEARCHKIT_QUICK=1`` (set by the test suite): benchmarks shrink N (notebooks always run at full size)."""
     return os.environ.get("SEARCHKIT_QUICK", "") not in ("", "0")
 
 
