@@ -175,3 +175,22 @@ def test_make_lab_opens_learner_copies_and_allows_root_only_for_root():
     assert lab.endswith(" exercises/") and (("--allow-root" in lab) == (os.geteuid() == 0)), lab
 
 
+
+
+def test_time_runs_on_an_empty_cache_then_cached_and_records_both(tmp_path, capsys):
+    from tools.course import read_times, time_command
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("**Time to run:** 0.5 min the first time, 0.2 once cached"),
+        nbformat.v4.new_code_cell("import os, pathlib\nruns = pathlib.Path(os.environ['SEARCHKIT_CACHE'], 'runs')\n"
+                                  "runs.write_text(str(int(runs.read_text()) + 1) if runs.exists() else '1')"),
+    ])  # fmt: skip
+    nbformat.write(nb, tmp_path / "07_demo.ipynb")
+    out = tmp_path / "times.json"
+    assert time_command([tmp_path / "07_demo.ipynb"], out=out) == 0
+    [(number, (first, cached))] = read_times(out).items()
+    assert number == "07" and first >= 0 and cached >= 0
+    printed = capsys.readouterr().out
+    assert "every notebook on it, then all of them again" in printed and f"wrote {out}" in printed
+    cache = Path(re.search(r"cache: (\S+) \(empty\)", printed)[1])
+    assert (cache / "runs").read_text() == "2"  # a new cache: the first pass started empty, the second found its files
