@@ -26,7 +26,7 @@ $(STAMP): requirements.txt pyproject.toml
 	    || echo "the CPU wheel index failed: torch comes from the default index"; \
 	else echo "$(TORCH_CPU_INDEX) not reachable: torch comes from the default index"; fi
 	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .  # setuptools' default editable mode: no removal warning
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

@@ -17,10 +17,17 @@ def cache_dir() -> Path:
 
 
 def quick() -> bool:
-    """True when ``SEARCHKIT_QUICK=1`` (set by the test suite): notebooks and benchmarks shrink N."""
+    """True when ``SEARCHKIT_QUICK=1`` (set by the test suite): benchmarks shrink N (notebooks always run at full size)."""
     return os.environ.get("SEARCHKIT_QUICK", "") not in ("", "0")
 
 
 def scifact_dir() -> Path:
-    """Return where SciFact is looked for: ``$SEARCHKIT_SCIFACT`` or ``../shared/beir/scifact`` beside the project."""
-    return Path(os.environ.get("SEARCHKIT_SCIFACT", ROOT.parent / "shared" / "beir" / "scifact"))
+    """Return SciFact's folder: ``$SEARCHKIT_SCIFACT``, else where ``download_beir`` or a shared copy put it.
+
+    The first of ``data/beir/scifact`` (where ``download_beir("scifact")`` puts it) and ``../shared/beir/scifact``
+    (beside the project) that holds ``corpus.jsonl``; when neither does, the download folder, for messages to name.
+    """
+    if "SEARCHKIT_SCIFACT" in os.environ:
+        return Path(os.environ["SEARCHKIT_SCIFACT"])
+    places = [DATA_DIR / "beir" / "scifact", ROOT.parent / "shared" / "beir" / "scifact"]
+    return next((p for p in places if (p / "corpus.jsonl").is_file()), places[0])

@@ -38,6 +38,10 @@ class ClusterError(SearchkitError):
 class ExerciseError(SearchkitError, AssertionError):
     """An exercise answer is not right yet; the message says why."""
 
+    def _render_traceback_(self) -> list[str]:
+        """Return what IPython shows instead of a traceback: the one line that says what is wrong."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class NotReadyError(SearchkitError):
     """The service cannot answer yet: its index is still loading, or loading failed."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("SEARCHKIT_QUICK", "1")
+os.environ.setdefault("SEARCHKIT_QUICK", "1")  # benchmarks run small in tests; the notebooks never read it
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from tools.course import (
     notebook_paths,
     relink,
     render_slides,
+    solution_stub,
     stated_minutes,
     tag_slides,
     time_notebooks,
@@ -85,14 +86,17 @@ def test_learner_copies_empty_solutions_and_outputs(tmp_path):
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
                 if "solution" in cell.metadata.get("tags", []):
-                    assert cell.source == SOLUTION_STUB
+                    assert cell.source.startswith("# Your solution here: define ") and cell.source.count("\n") == 1, cell.source
 
 
 def test_learner_copy_runs_up_to_the_first_exercise(tmp_path):
-    """Notebook 02's learner copy runs up to its first exercise (all of them: SEARCHKIT_FULL_COURSE=1)."""
+    """Notebook 01's learner copy runs up to its first exercise (all of them: SEARCHKIT_FULL_COURSE=1).
+
+    nbval runs every notebook in full; this checks the copy a learner gets, on the shortest notebook.
+    """
     import os
 
-    paths = notebook_paths() if os.environ.get("SEARCHKIT_FULL_COURSE") else [notebook_paths()[1]]
+    paths = notebook_paths() if os.environ.get("SEARCHKIT_FULL_COURSE") else [notebook_paths()[0]]
     for path in paths:
         _run_until_first_exercise(path, tmp_path)
 
@@ -123,6 +127,15 @@ def test_slides_render_for_every_notebook_and_load_reveal_from_beside_them(tmp_p
             assert (tmp_path / name).is_file(), f"{path.name} loads {name}, which render_slides did not copy"
         web = re.findall(r"(?:src=|href=|\[\s*|,\s*)\"(https://\S*(?:reveal|require|jquery)\S*)\"", html)
         assert not web, f"{path.name} still loads {web} from the web"
+
+
+def test_a_solution_stub_names_what_the_check_reads():
+    assert solution_stub("import numpy as np\n\ndef my_dcg(grades):\n    return 0") == (
+        "# Your solution here: define my_dcg(grades), then run the check cell below.\n"
+    )
+    assert solution_stub("my_nlist = 8192") == "# Your solution here: define my_nlist, then run the check cell below.\n"
+    assert solution_stub("class LRU:\n    pass") == "# Your solution here: define LRU, then run the check cell below.\n"
+    assert solution_stub("print(1)") == solution_stub("not python (") == SOLUTION_STUB
 
 
 def test_learner_copies_never_overwrite_the_learners_work(tmp_path):
@@ -162,3 +175,22 @@ def test_make_lab_opens_learner_copies_and_allows_root_only_for_root():
     assert lab.endswith(" exercises/") and (("--allow-root" in lab) == (os.geteuid() == 0)), lab
 
 
+
+
+def test_time_runs_on_an_empty_cache_then_cached_and_records_both(tmp_path, capsys):
+    from tools.course import read_times, time_command
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("**Time to run:** 0.5 min the first time, 0.2 once cached"),
+        nbformat.v4.new_code_cell("import os, pathlib\nruns = pathlib.Path(os.environ['SEARCHKIT_CACHE'], 'runs')\n"
+                                  "runs.write_text(str(int(runs.read_text()) + 1) if runs.exists() else '1')"),
+    ])  # fmt: skip
+    nbformat.write(nb, tmp_path / "07_demo.ipynb")
+    out = tmp_path / "times.json"
+    assert time_command([tmp_path / "07_demo.ipynb"], out=out) == 0
+    [(number, (first, cached))] = read_times(out).items()
+    assert number == "07" and first >= 0 and cached >= 0
+    printed = capsys.readouterr().out
+    assert "every notebook on it, then all of them again" in printed and f"wrote {out}" in printed
+    cache = Path(re.search(r"cache: (\S+) \(empty\)", printed)[1])
+    assert (cache / "runs").read_text() == "2"  # a new cache: the first pass started empty, the second found its files

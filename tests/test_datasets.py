@@ -146,3 +146,24 @@ def test_pydocs_holds_no_memory_addresses(pydocs):
     addressed = [t for t in pydocs.corpus.titles if re.search(r" at 0x[0-9a-f]{9,}", t)]
     assert not addressed, addressed[:3]
     assert not any("PATH" in t or "HOME" in t for t in pydocs.corpus.titles)
+
+
+def test_scifact_is_found_where_download_beir_puts_it(tmp_path, monkeypatch):
+    from searchkit import config
+    from searchkit.corpus import datasets
+
+    monkeypatch.delenv("SEARCHKIT_SCIFACT", raising=False)
+    monkeypatch.setattr(config, "ROOT", tmp_path / "project")
+    for module in (config, datasets):
+        monkeypatch.setattr(module, "DATA_DIR", tmp_path / "project" / "data")
+    assert config.scifact_dir() == tmp_path / "project" / "data" / "beir" / "scifact"  # nowhere yet: the download folder
+    shared = tmp_path / "shared" / "beir" / "scifact"
+    shared.mkdir(parents=True)
+    (shared / "corpus.jsonl").write_text("{}\n")
+    assert config.scifact_dir() == shared
+    downloaded = tmp_path / "project" / "data" / "beir" / "scifact"
+    downloaded.mkdir(parents=True)
+    (downloaded / "corpus.jsonl").write_text("{}\n")
+    assert download_beir("scifact") == downloaded == config.scifact_dir()  # already there: no network
+    monkeypatch.setenv("SEARCHKIT_SCIFACT", str(tmp_path / "mine"))
+    assert config.scifact_dir() == tmp_path / "mine"

@@ -157,3 +157,45 @@ def test_check_nlist():
         check_nlist(50_000)
     with pytest.raises(ExerciseError, match="only 14 per cell: k-means wants at least 39"):
         check_nlist(512, n=7416)
+
+
+def _shown(cell: str) -> str:
+    """What IPython shows a learner for ``cell``: its output and traceback, colours stripped."""
+    import re
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    with capture_output() as out:
+        shell.run_cell("from searchkit.course.exercises import check_dcg\n" + cell)
+    return re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+
+
+def test_a_wrong_answer_is_one_line_without_the_checks_source():
+    shown = _shown("def my_dcg(grades):\n    return 0.0\ncheck_dcg(my_dcg)")
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert lines == ["ExerciseError: dcg([2, 0, 1]) = 0.0, expected 2.5000: gain = grade, discount log2(rank + 1) with rank from 1"]
+
+
+def test_an_answer_the_check_cannot_grade_is_one_line_too():
+    shown = _shown("check_dcg(lambda grades: None)")
+    assert shown.strip().startswith("ExerciseError: check_dcg cannot grade what your answer returned (TypeError:"), shown
+    assert len(shown.strip().splitlines()) == 1, shown
+    assert _shown("check_dcg(3)").strip() == (
+        "ExerciseError: the answer is 3 (a int), not a function: define it with def, as the exercise asks"
+    )
+
+
+def test_an_error_in_the_learners_code_shows_their_code_not_the_check():
+    shown = _shown("def my_dcg(grades):\n    return grades[7]\ncheck_dcg(my_dcg)")
+    assert "IndexError" in shown and "return grades[7]" in shown, shown
+    assert "(the check called my_dcg([2, 0, 1]))" in shown, shown
+    for checker in ("np.log2", "exponential", "_call", "check(*args", "want ="):
+        assert checker not in shown, (checker, shown)
+
+
+def test_a_right_answer_passes_in_ipython():
+    shown = _shown("def my_dcg(grades):\n    return sum(g / np.log2(r + 2) for r, g in enumerate(grades))\n"
+                   "import numpy as np\ncheck_dcg(my_dcg)")
+    assert shown.startswith("Correct: your DCG matches the linear-gain formula"), shown

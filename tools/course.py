@@ -3,12 +3,14 @@
 ``python tools/course.py exercises [DEST]`` writes the learner copies that ``make lab`` opens (default
 ``exercises/``), keeping every copy that already exists; ``slides [DEST]`` renders reveal.js decks (default
 ``build/slides/``) with reveal.js copied beside them; ``tag`` gives new cells a slide type; ``time [NN ...]``
-runs the notebooks at full size, in order, and prints their minutes beside what each header states
-(``--cache DIR``: the cache to use, default a new empty one, i.e. a first run; run it twice for the cached figures).
+runs the notebooks at full size, in order, on a new empty cache and then again cached, prints their minutes beside
+what each header states and records them in ``docs/notebook-times.json`` (``--cache DIR``: one pass on that cache,
+printed only). The headers and the README's notebook table quote that file (``tests/test_notebook_prose.py``).
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import re
@@ -25,6 +27,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout: import this ch
 from searchkit.errors import InputError  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
+TIMES = ROOT / "docs" / "notebook-times.json"  # what python tools/course.py time measured
 VENDOR = Path(__file__).resolve().parent / "vendor"
 SOLUTION_TAG = "solution"
 SOLUTION_STUB = "# Your solution here: write it, then run the check cell below.\n"
@@ -59,6 +62,20 @@ def moved(nb, src: Path, dest: Path):
     return nb
 
 
+def solution_stub(solution: str) -> str:
+    """Return what a learner copy puts in place of ``solution``: a comment naming what the check cell reads."""
+    try:
+        body = ast.parse(solution).body
+    except SyntaxError:
+        return SOLUTION_STUB
+    names = [f"{n.name}({', '.join(a.arg for a in n.args.args)})" if isinstance(n, ast.FunctionDef) else n.name
+             for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]  # fmt: skip
+    names += [t.id for n in body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
+    if not names:
+        return SOLUTION_STUB
+    return f"# Your solution here: define {' and '.join(names)}, then run the check cell below.\n"
+
+
 def learner_copy(nb, src: Path = NOTEBOOKS, dest: Path = NOTEBOOKS):
     """Return a copy of notebook ``nb`` with solution cells emptied, outputs cleared and links fixed for ``dest``."""
     nb = moved(nb, src, dest)
@@ -66,7 +83,7 @@ def learner_copy(nb, src: Path = NOTEBOOKS, dest: Path = NOTEBOOKS):
         if cell.cell_type != "code":
             continue
         if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
-            cell.source = SOLUTION_STUB
+            cell.source = solution_stub(cell.source)
         cell.outputs = []
         cell.execution_count = None
     return nb
@@ -156,13 +173,11 @@ def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
 
-def time_notebooks(paths: list[Path], cache: Path, quick: bool = False) -> list[dict]:
-    """Execute ``paths`` in order with ``SEARCHKIT_CACHE=cache``; return minutes, cache growth and stated minutes."""
+def time_notebooks(paths: list[Path], cache: Path) -> list[dict]:
+    """Execute ``paths`` in order, at full size, with ``SEARCHKIT_CACHE=cache``; return minutes, cache growth, stated minutes."""
     saved = {k: os.environ.get(k) for k in ("SEARCHKIT_CACHE", "SEARCHKIT_QUICK")}
     os.environ["SEARCHKIT_CACHE"] = str(cache)  # the kernels inherit it
     os.environ.pop("SEARCHKIT_QUICK", None)
-    if quick:
-        os.environ["SEARCHKIT_QUICK"] = "1"
     try:
         return [_time_one(path, cache) for path in paths]
     finally:
@@ -197,6 +212,50 @@ def _time_one(path: Path, cache: Path) -> dict:
     }  # fmt: skip
 
 
+def time_command(paths: list[Path], cache: Path | None = None, out: Path = TIMES) -> int:
+    """Time ``paths`` on a new empty cache, then again cached, and record both in ``out``; with ``cache``, one pass."""
+    from searchkit.measure.report import format_table
+
+    if cache is not None:
+        print(f"cache: {cache} ({_folder_bytes(cache) / 1e6:.0f} MB at the start)", flush=True)
+        rows = time_notebooks(paths, cache)
+        print(format_table(rows, digits=1))
+        print(f"total {sum(r['minutes'] for r in rows):.1f} min")
+        return 0
+    cache = Path(tempfile.mkdtemp(prefix="searchkit-cache-"))
+    print(f"cache: {cache} (empty): every notebook on it, then all of them again", flush=True)
+    first, again = time_notebooks(paths, cache), time_notebooks(paths, cache)
+    rows = [{"notebook": a["notebook"], "first": a["minutes"], "cached": b["minutes"], "stated_first": a["stated_first"],
+             "stated_cached": a["stated_cached"]} for a, b in zip(first, again)]  # fmt: skip
+    print(format_table(rows, digits=1))
+    print(f"total {sum(r['first'] for r in rows):.1f} min the first time, {sum(r['cached'] for r in rows):.1f} once cached")
+    write_times(out, {r["notebook"][:2]: (r["first"], r["cached"]) for r in rows}, "python tools/course.py time")
+    print(f"wrote {out}: put these minutes in each header and the README's notebook table")
+    return 0
+
+
+def write_times(path: Path, minutes: dict[str, tuple[float, float]], how: str) -> dict:
+    """Record ``{"NN": (first, cached)}`` minutes (rounded to 0.1) in the measured file ``path``, keeping other notebooks."""
+    import json
+
+    from searchkit.storage import write_text_atomic
+
+    data = json.loads(path.read_text()) if path.is_file() else {"minutes": {}}
+    for number, (first, cached) in minutes.items():
+        data["minutes"][number] = {"first": round(first, 1), "cached": round(cached, 1), "how": how}
+    data["minutes"] = dict(sorted(data["minutes"].items()))
+    write_text_atomic(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    return data
+
+
+def read_times(path: Path | None = None) -> dict[str, tuple[float, float]]:
+    """Return the measured file's ``{"NN": (first, cached)}`` minutes."""
+    import json
+
+    data = json.loads(Path(path or TIMES).read_text())
+    return {n: (m["first"], m["cached"]) for n, m in data["minutes"].items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python tools/course.py exercises|slides|tag|time [DEST | NN ...]``."""
     import argparse
@@ -204,19 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python tools/course.py")
     p.add_argument("action", choices=["exercises", "slides", "tag", "time"])
     p.add_argument("dest", nargs="*", default=[], help="output folder (default: exercises/ or build/slides/); for time: notebook numbers")
-    p.add_argument("--cache", type=Path, default=None, help="time: SEARCHKIT_CACHE for the run (default: a new empty folder)")
-    p.add_argument("--quick", action="store_true", help="time: run in quick mode (SEARCHKIT_QUICK=1, as the tests do)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="time: one pass on this SEARCHKIT_CACHE, printed and not recorded (default: a new empty cache, twice)")
+    p.add_argument("--out", type=Path, default=TIMES, help="time: the measured file to update (default: docs/notebook-times.json)")
     args = p.parse_args(argv)
     if args.action == "time":
-        from searchkit.measure.report import format_table
-
         paths = [p for p in notebook_paths() if not args.dest or p.name[:2] in {d.zfill(2) for d in args.dest}]
-        cache = args.cache or Path(tempfile.mkdtemp(prefix="searchkit-cache-"))
-        print(f"cache: {cache} ({_folder_bytes(cache) / 1e6:.0f} MB at the start)", flush=True)
-        rows = time_notebooks(paths, cache, quick=args.quick)
-        print(format_table(rows, digits=1))
-        print(f"total {sum(r['minutes'] for r in rows):.1f} min")
-        return 0
+        return time_command(paths, args.cache, args.out)
     if len(args.dest) > 1:
         p.error(f"{args.action} takes one output folder, got {len(args.dest)}: {args.dest}")
     args.dest = args.dest[0] if args.dest else None
