@@ -297,3 +297,47 @@ def plot_power_curve(rows: Sequence[dict], title: str = "Queries needed to detec
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def plot_training_curve(steps: Sequence[int], curves: dict[str, Sequence[float]], metric: str = "nDCG@10",
+                        title: str = "Fine-tuning: training queries against held-out queries"):  # fmt: skip
+    """Plot ``metric`` against training steps, one line per query set (e.g. training, held-out); return the figure."""
+    import matplotlib.pyplot as plt
+
+    if not curves or any(len(v) != len(steps) for v in curves.values()):
+        raise InputError(f"give one value per step ({len(steps)} steps) for every curve, got lengths "
+                         f"{ {k: len(v) for k, v in curves.items()} }")  # fmt: skip
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for (name, values), marker in zip(curves.items(), "osd^v"):
+        ax.plot(steps, values, marker=marker, label=name)
+    best = int(np.argmax(list(curves.values())[-1]))
+    ax.axvline(steps[best], color="grey", ls=":", label=f"best held-out: step {steps[best]}")
+    ax.set_xlabel("training steps (batches seen)")
+    ax.set_ylabel(f"{metric} (higher is better)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_dims_vs_quality(rows: Sequence[dict], metric: str = "ndcg@10",
+                         title: str = "Truncated embeddings: dimensions against nDCG@10"):  # fmt: skip
+    """Plot ``metric`` against kept dimensions (log x), one line per model; ``rows``: ``{"model", "dims", metric}``."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    for name, marker in zip(models, "osd^v"):
+        mine = sorted((r["dims"], r[metric]) for r in rows if r["model"] == name)
+        ax.plot([d for d, _ in mine], [v for _, v in mine], marker=marker, label=name)
+    dims = sorted({r["dims"] for r in rows})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(dims, [f"{d}\n{d * 4} B" for d in dims])
+    ax.set_xlabel("dimensions kept (and float32 bytes per vector)")
+    ax.set_ylabel(metric.replace("ndcg", "nDCG"))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

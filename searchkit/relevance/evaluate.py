@@ -237,6 +237,37 @@ def evaluate_engine(
     return evaluate_systems([System.of(engine, m) for m in modes], dataset, **kw)
 
 
+def truncate_dims(x: np.ndarray, dims: int) -> np.ndarray:
+    """Return the first ``dims`` columns of the ``(n, d)`` vectors ``x``, each row scaled back to unit length."""
+    check_positive_int("dims", dims, maximum=x.shape[1], hint=f"at most the vectors' {x.shape[1]} dimensions")
+    y = np.ascontiguousarray(x[:, :dims], dtype=np.float32)
+    return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+
+
+def evaluate_dims(engine, dataset: Dataset, dims: Sequence[int] = (384, 256, 128, 64, 32),
+                  metrics: Sequence[str] = ("ndcg@10", "recall@100"), name: str = "model") -> list[dict]:  # fmt: skip
+    """Score exact dense search of ``engine``'s vectors cut to each of ``dims`` (Matryoshka truncation) on
+    ``dataset``'s judged queries; return one row per size: ``{"model", "dims", "bytes", metric: mean, ...}``.
+
+    One vector per document (``corpus.embedding_texts()``), as SciFact's abstracts need; float32 bytes per vector.
+    """
+    from searchkit.relevance.metrics import evaluate
+
+    judged = dataset.judged_queries()
+    qids = sorted(judged)
+    xb = engine.embedder.encode_cached(dataset.corpus.embedding_texts(), progress=False)
+    xq = engine.embedder.encode([judged[q] for q in qids], progress=False)
+    depth = min(len(xb), max(parse_metric(m)[1] or 100 for m in metrics))
+    rows = []
+    for d in dims:
+        scores = truncate_dims(xq, d) @ truncate_dims(xb, d).T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+        run = {q: [(dataset.corpus.ids[j], float(scores[i, j])) for j in top[i]] for i, q in enumerate(qids)}
+        qrels = {q: dataset.qrels[q] for q in qids}
+        rows.append({"model": name, "dims": d, "bytes": 4 * d, **evaluate(run, qrels, metrics)})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # Team-draft interleaving with simulated clicks
 # ---------------------------------------------------------------------------------------------
