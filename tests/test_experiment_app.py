@@ -161,7 +161,7 @@ def test_split_keeps_a_session_in_its_arm_and_sets_a_cookie(engine, tmp_path):
 def test_without_an_experiment_nothing_changes(engine):
     with TestClient(create_app(engine)) as client:
         r = client.post("/search", json={"query": QUERIES[0], "top_k": 3})
-        assert set(r.json()) == {"query", "mode", "results", "timings_ms", "cached", "result_cached"} and not r.cookies
+        assert set(r.json()) == {"query", "mode", "results", "timings_ms", "cached", "result_cached", "rerank"} and not r.cookies
         assert client.post("/click", json={"impression_id": "a", "id": "b"}).status_code == 404
         assert "no experiment is running" in client.get("/experiment").json()["detail"]
 

@@ -303,6 +303,8 @@ class ExperimentState(BaseModel):
     design: str = Field(description="split or interleave")
     impressions: int
     clicks: int
+    impressions_dropped: int = Field(0, description="impressions not recorded because another process held the events file")
+    impressions_pruned: int = Field(0, description="oldest impressions removed to keep the file under --events-max-mb")
     arms: dict[str, ArmState]
     difference: Difference | None = Field(None, description="split: null until both arms have impressions")
     impressions_with_clicks: int | None = Field(None, description="interleave: impressions with at least one click")
