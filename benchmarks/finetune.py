@@ -1,6 +1,6 @@
 """Fine-tuning benchmark: the base all-MiniLM-L6-v2 against a fine-tuned copy, on queries training never saw.
 
-    python benchmarks/finetune.py --dataset scifact [--model /work/ft-models/scifact-bi]   # train on train, score test
+    python benchmarks/finetune.py --dataset scifact [--model data/cache/models/scifact-bi]   # train on train, score test
     python benchmarks/finetune.py --dataset pydocs --folds 5    # k-fold: train on k-1 folds' queries, score the rest
     python benchmarks/finetune.py --dataset mydocs              # unlabeled: inverse cloze + headings, judged queries
 

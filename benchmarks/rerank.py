@@ -1,6 +1,6 @@
 """Re-ranking benchmark: a cross-encoder trained on SciFact train re-orders the top 50 of dense and hybrid search.
 
-    python benchmarks/rerank.py --dataset ../shared/beir/scifact --model /work/ft-models/scifact-cross
+    python benchmarks/rerank.py --dataset ../shared/beir/scifact --model data/cache/models/scifact-cross
     python benchmarks/rerank.py --train --max-steps 70 --max-length 128      # train the model first if it is missing
 
 Prints nDCG@10, Recall@100 and MRR@10 with 95% bootstrap CIs on the test queries (never seen in training), the
@@ -73,7 +73,7 @@ def _train(a: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="../shared/beir/scifact", help="a BEIR folder with qrels/train.tsv and test.tsv")
-    p.add_argument("--model", default="/work/ft-models/scifact-cross", help="the cross-encoder folder")
+    p.add_argument("--model", default="data/cache/models/scifact-cross", help="the cross-encoder folder")
     p.add_argument("--train", action="store_true", help="train the model first when the folder does not exist")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=16)

@@ -12,7 +12,7 @@ import numpy as np
 
 from searchkit.config import cache_dir
 from searchkit.encoders.model_files import model_sha256
-from searchkit.encoders.models import BACKENDS, DEFAULT_MODEL, Backend, load_model, resolve_model
+from searchkit.encoders.models import DEFAULT_MODEL, Backend, load_model, resolve_model
 from searchkit.errors import InputError
 from searchkit.storage import save_arrays_atomic
 from searchkit.validation import check_positive_int, check_texts
@@ -32,9 +32,7 @@ class Embedder:
     """
 
     def __init__(self, model: str | None = None, backend: Backend = "torch", batch_size: int = 64):
-        if backend not in BACKENDS:
-            raise InputError(f"unknown encoder backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-        self.model, self.model_id = load_model(model, backend=backend)
+        self.model, self.model_id = load_model(model, backend=backend)  # checks the backend name before loading
         self.backend = backend
         self.source = resolve_model(model)[1]  # the folder (or hub name) the weights came from
         scheme = getattr(self.model, "scheme", None)  # the ONNX or static scheme: a new one re-embeds
