@@ -99,10 +99,11 @@ class Cluster:
         kill_pids(tree)
         self.pids = []
 
-    def join(self, num_cpus: float = 1, attempts: int = 3) -> int:
+    def join(self, num_cpus: float = 1, attempts: int = 5) -> int:
         """Start one more node on this machine that joins this cluster; return its process id (stopped by ``stop``).
 
-        Ray gives a new node 30 s to register; on a busy machine that may run out, so a failed start is retried.
+        Ray gives a new node a fixed 30 s to register (not configurable); with both cores busy that ran out three
+        times in a row in a clean-clone run, so a failed start is retried up to ``attempts`` times.
         """
         for attempt in range(1, attempts + 1):
             try:
